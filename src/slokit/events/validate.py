@@ -1,0 +1,466 @@
+"""Turn loosely typed input columns into schema-conforming Arrow tables.
+
+Every reader (JSONL, CSV, Parquet, the HTTP API, OTLP) ends here. The checks are
+vectorised over whole columns; only rows that fail are looked at one by one, to word
+their `Rejection`. Good rows of a batch are always kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from slokit.events.schema import (
+    ANNOTATION,
+    ANNOTATION_KINDS,
+    ATTRIBUTES,
+    OUTCOMES,
+    REQUEST_EVENT,
+    SCORE_EVENT,
+    SCORE_SOURCES,
+    TS,
+)
+
+NON_NEGATIVE = (
+    "latency_ms",
+    "ttft_ms",
+    "tpot_ms",
+    "itl_max_ms",
+    "queue_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+ENUMS: dict[str, tuple[str, ...]] = {
+    "outcome": OUTCOMES,
+    "source": SCORE_SOURCES,
+    "kind": ANNOTATION_KINDS,
+}
+MAP_FIELD = {"request": "attributes", "score": None, "annotation": "labels"}
+SCHEMA_OF = {"request": REQUEST_EVENT, "score": SCORE_EVENT, "annotation": ANNOTATION}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One input record that was not accepted, and why."""
+
+    index: int  # 0-based position in the batch as given
+    line: int | None  # 1-based line (JSONL) or row (CSV, Parquet) in the source, if known
+    field: str | None
+    reason: str
+
+    def where(self) -> str:
+        return f"line {self.line}" if self.line is not None else f"record {self.index}"
+
+    def __str__(self) -> str:
+        return f"{self.where()}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "line": self.line, "field": self.field, "reason": self.reason}
+
+
+@dataclass
+class Validated:
+    table: pa.Table
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class _Problems:
+    """Collects per-row reasons as boolean masks; words them only for failing rows."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.items: list[tuple[str, np.ndarray, Any]] = []
+
+    def add(self, name: str, mask: np.ndarray, reason: Any) -> None:
+        if mask.any():
+            self.items.append((name, mask, reason))
+
+    def bad(self) -> np.ndarray:
+        out = np.zeros(self.n, dtype=bool)
+        for _, mask, _ in self.items:
+            out |= mask
+        return out
+
+    def rejections(self, lines: np.ndarray | None) -> list[Rejection]:
+        per_row: dict[int, list[tuple[str, str]]] = {}
+        for name, mask, reason in self.items:
+            for i in np.flatnonzero(mask):
+                text = reason(int(i)) if callable(reason) else reason
+                per_row.setdefault(int(i), []).append((name, text))
+        out = []
+        for i in sorted(per_row):
+            reasons = per_row[i]
+            line = int(lines[i]) if lines is not None else None
+            out.append(Rejection(i, line, reasons[0][0], "; ".join(r for _, r in reasons)))
+        return out
+
+
+def _mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _null_mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return _mask(pc.is_null(arr))
+
+
+def _parse_ts_scalar(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), UTC)
+    text = str(value).strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return datetime.fromtimestamp(float(text), UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _to_timestamps(col: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Timestamps from timestamp, numeric (epoch seconds) or ISO 8601 columns.
+
+    Returns the converted column and a mask of values present but unparseable.
+    """
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = col.type
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            col = pc.assume_timezone(col, "UTC")
+        return col.cast(TS), np.zeros(len(col), dtype=bool)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        us = pc.multiply(col.cast(pa.float64()), 1e6)
+        return pc.cast(pc.round(us), pa.int64()).cast(TS), np.zeros(len(col), dtype=bool)
+    if pa.types.is_date(t):
+        return col.cast(pa.timestamp("us")).cast(TS), np.zeros(len(col), dtype=bool)
+    text = col.cast(pa.string())
+    try:
+        return text.cast(TS), np.zeros(len(col), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    values = [_parse_ts_scalar(v) for v in text.to_pylist()]
+    bad = np.array(
+        [v is None and raw is not None for v, raw in zip(values, text.to_pylist(), strict=True)],
+        dtype=bool,
+    )
+    return pa.array(values, type=TS), bad
+
+
+def _to_type(col: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
+    """Cast `col` to `target`; values that do not cast become null and are flagged."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if col.type == target:
+        return col, np.zeros(len(col), dtype=bool)
+    if pa.types.is_boolean(target) and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        lowered = pc.utf8_lower(pc.utf8_trim_whitespace(col))
+        truthy = pc.is_in(lowered, pa.array(["true", "1", "yes", "t"]))
+        falsy = pc.is_in(lowered, pa.array(["false", "0", "no", "f", ""]))
+        out = pc.if_else(truthy, True, pc.if_else(falsy, False, None))
+        bad = _mask(pc.and_(pc.invert(pc.or_(truthy, falsy)), pc.is_valid(col)))
+        return out.cast(pa.bool_()), bad
+    if pa.types.is_null(col.type):
+        return pa.nulls(len(col), target), np.zeros(len(col), dtype=bool)
+    try:
+        if pa.types.is_integer(target) and pa.types.is_floating(col.type):
+            whole = pc.equal(pc.floor(col), col)
+            bad = _mask(pc.invert(whole))
+            return pc.if_else(whole, col, None).cast(target), bad
+        return col.cast(target), np.zeros(len(col), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # Slow path, only for columns that hold at least one bad value.
+    py = col.to_pylist()
+    values: list[Any] = []
+    bad_list: list[bool] = []
+    for v in py:
+        try:
+            values.append(pa.scalar(v).cast(target).as_py() if v is not None else None)
+            bad_list.append(False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            values.append(None)
+            bad_list.append(True)
+    return pa.array(values, type=target), np.array(bad_list, dtype=bool)
+
+
+def _attributes(table: pa.Table, known: set[str], map_field: str) -> pa.Array:
+    """Collect `attributes` (object or map) and unknown columns into a string map."""
+    n = table.num_rows
+    keys: list[list[str]] = [[] for _ in range(n)]
+    vals: list[list[str]] = [[] for _ in range(n)]
+
+    def add(name: str, col: pa.ChunkedArray) -> None:
+        text = col.cast(pa.string()) if not pa.types.is_string(col.type) else col
+        for i, v in enumerate(text.to_pylist()):
+            if v is not None:
+                keys[i].append(name)
+                vals[i].append(v)
+
+    extra = [c for c in table.column_names if c not in known]
+    base = table.column(map_field) if map_field in table.column_names else None
+    if base is None and not extra:
+        return pa.nulls(n, ATTRIBUTES)
+    if base is not None:
+        t = base.type
+        if pa.types.is_struct(t):
+            flat = base.combine_chunks()
+            for j in range(t.num_fields):
+                child = flat.field(j)
+                name = t.field(j).name
+                if pa.types.is_struct(child.type) or pa.types.is_list(child.type):
+                    import orjson
+
+                    strs = [None if v is None else orjson.dumps(v).decode() for v in child.to_pylist()]
+                    add(name, pa.chunked_array([pa.array(strs, pa.string())]))
+                else:
+                    add(name, pa.chunked_array([child]))
+        elif pa.types.is_map(t) or pa.types.is_string(t):
+            for i, v in enumerate(base.to_pylist()):
+                if isinstance(v, list):
+                    for k, val in v:
+                        if val is not None:
+                            keys[i].append(str(k))
+                            vals[i].append(str(val))
+                elif isinstance(v, dict):
+                    for k, val in v.items():
+                        if val is not None:
+                            keys[i].append(str(k))
+                            vals[i].append(str(val))
+    for name in extra:
+        key = name.removeprefix(f"{map_field}.")
+        add(key, table.column(name))
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum([len(k) for k in keys])
+    flat_k = [k for row in keys for k in row]
+    flat_v = [v for row in vals for v in row]
+    has = pa.array([len(k) > 0 for k in keys])
+    arr = pa.MapArray.from_arrays(
+        pa.array(offsets, pa.int32()), pa.array(flat_k, pa.string()), pa.array(flat_v, pa.string())
+    )
+    return pc.if_else(has, arr, pa.nulls(n, ATTRIBUTES))
+
+
+def _derive_outcome(status: pa.Array) -> pa.Array:
+    """Outcome from an HTTP status when the record has none (2xx ok, 429, 4xx, 5xx)."""
+    return pc.case_when(
+        pc.make_struct(
+            pc.less(status, 400),
+            pc.equal(status, 429),
+            pc.equal(status, 408),
+            pc.less(status, 500),
+            pc.equal(status, 504),
+        ),
+        "ok",
+        "rate_limited",
+        "timeout",
+        "client_error",
+        "timeout",
+        "error",
+    )
+
+
+def content_ids(table: pa.Table) -> pa.Array:
+    """Deterministic ids from record content, so re-ingesting a file dedupes."""
+    cols = [c for c in table.column_names if c != "event_id"]
+    parts = ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '\\N')" for c in cols)
+    con = duckdb.connect()
+    try:
+        con.register("t", table.select(cols))
+        ids = con.sql(f"SELECT md5(concat_ws(chr(31), {parts})) FROM t").to_arrow_table()
+    finally:
+        con.close()
+    return ids.column(0).combine_chunks().cast(pa.string())
+
+
+def validate(
+    table: pa.Table,
+    kind: str = "request",
+    *,
+    lines: Sequence[int] | np.ndarray | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> Validated:
+    """Validate and coerce `table` to the schema of `kind` (request, score, annotation).
+
+    `lines` gives each row's line or row number in its source, for messages.
+    `defaults` fills fields that are missing or null (for example `service`).
+    """
+    schema = SCHEMA_OF[kind]
+    n = table.num_rows
+    line_arr = np.asarray(lines) if lines is not None else None
+    problems = _Problems(n)
+    defaults = defaults or {}
+    map_field = MAP_FIELD[kind]
+    known = set(schema.names)
+    columns: dict[str, pa.Array] = {}
+
+    for f in schema:
+        name = f.name
+        if name == map_field:
+            continue
+        if name in table.column_names:
+            raw = table.column(name)
+            if f.type == TS:
+                col, unparseable = _to_timestamps(raw)
+                problems.add(
+                    name,
+                    unparseable,
+                    lambda i, raw=raw, name=name: (
+                        f"`{name}` is not a timestamp ({raw[i].as_py()!r}); use RFC 3339 "
+                        "like 2026-11-01T12:00:00Z or epoch seconds"
+                    ),
+                )
+            else:
+                col, bad_type = _to_type(raw, f.type)
+                problems.add(
+                    name,
+                    bad_type,
+                    lambda i, raw=raw, name=name, t=f.type: (
+                        f"`{name}` must be {_type_word(t)}, got {raw[i].as_py()!r}"
+                    ),
+                )
+        else:
+            col = pa.nulls(n, f.type)
+        if name in defaults and defaults[name] is not None:
+            col = pc.fill_null(col, pa.scalar(defaults[name], f.type))
+        columns[name] = col
+
+    if kind == "request":
+        outcome = columns["outcome"]
+        if outcome.null_count and columns["http_status"].null_count < n:
+            outcome = pc.coalesce(outcome, _derive_outcome(columns["http_status"]))
+        columns["outcome"] = pc.utf8_lower(outcome)
+        status = columns["http_status"]
+        problems.add(
+            "http_status",
+            _mask(pc.or_(pc.less(status, 100), pc.greater(status, 599))),
+            lambda i: f"`http_status` must be 100..599, got {status[i].as_py()}",
+        )
+    for name, allowed in ENUMS.items():
+        if name in columns:
+            col = columns[name]
+            present = pc.is_valid(col)
+            bad = _mask(pc.and_(present, pc.invert(pc.is_in(col, pa.array(allowed)))))
+            problems.add(
+                name,
+                bad,
+                lambda i, col=col, name=name, allowed=allowed: (
+                    f"unknown `{name}` value {col[i].as_py()!r}; valid: {', '.join(allowed)}"
+                ),
+            )
+    for name in NON_NEGATIVE:
+        if name in columns:
+            col = columns[name]
+            bad = _mask(pc.less(col, 0))
+            if pa.types.is_floating(col.type):
+                bad |= _mask(pc.invert(pc.is_finite(col))) & ~_null_mask(col)
+            problems.add(
+                name,
+                bad,
+                lambda i, col=col, name=name: f"`{name}` is negative ({col[i].as_py()}); must be >= 0",
+            )
+    for f in schema:
+        if not f.nullable and f.name != "event_id":
+            missing = _null_mask(columns[f.name])
+            already = np.zeros(n, dtype=bool)
+            for name, mask, _ in problems.items:
+                if name == f.name:
+                    already |= mask
+            problems.add(f.name, missing & ~already, f"missing `{f.name}`")
+
+    if map_field is not None:
+        columns[map_field] = _attributes(table, known, map_field)
+
+    ordered = pa.table([columns[f.name] for f in schema], names=schema.names)
+    bad = problems.bad()
+    rejected = problems.rejections(line_arr)
+    if bad.any():
+        ordered = ordered.filter(pa.array(~bad))
+    ids = ordered.column("event_id")
+    if ids.null_count:
+        generated = content_ids(ordered)
+        ordered = ordered.set_column(0, "event_id", pc.coalesce(ids, generated))
+    return Validated(ordered.cast(schema), rejected)
+
+
+def _type_word(t: pa.DataType) -> str:
+    if pa.types.is_integer(t):
+        return "a whole number"
+    if pa.types.is_floating(t):
+        return "a number"
+    if pa.types.is_boolean(t):
+        return "true or false"
+    return "text"
+
+
+def validate_records(
+    records: Sequence[Any], kind: str = "request", *, defaults: dict[str, Any] | None = None
+) -> Validated:
+    """Validate a list of parsed JSON values (objects expected) from an API body."""
+    good_idx: list[int] = []
+    rows: list[dict[str, Any]] = []
+    pre: list[Rejection] = []
+    for i, rec in enumerate(records):
+        if isinstance(rec, dict):
+            good_idx.append(i)
+            rows.append(rec)
+        else:
+            pre.append(Rejection(i, None, None, f"expected a JSON object, got {type(rec).__name__}"))
+    table = rows_to_table(rows, kind)
+    out = validate(table, kind, defaults=defaults)
+    remapped = [
+        Rejection(good_idx[r.index], None, r.field, r.reason) for r in out.rejected
+    ]
+    out.rejected = sorted(pre + remapped, key=lambda r: r.index)
+    return out
+
+
+def rows_to_table(rows: list[dict[str, Any]], kind: str) -> pa.Table:
+    """Build a loosely typed table from dicts: each column keeps its values as given,
+    falling back to text when a column mixes types, so validation can word problems."""
+    names: dict[str, None] = {}
+    for row in rows:
+        for k in row:
+            names.setdefault(k, None)
+    map_field = MAP_FIELD[kind]
+    cols: dict[str, pa.Array] = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if name == map_field:
+            values = [
+                [(str(k), None if v is None else str(v)) for k, v in val.items()]
+                if isinstance(val, dict)
+                else None
+                for val in values
+            ]
+            cols[name] = pa.array(values, ATTRIBUTES)
+            continue
+        try:
+            cols[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            cols[name] = pa.array([None if v is None else _text(v) for v in values], pa.string())
+        if pa.types.is_struct(cols[name].type) or pa.types.is_list(cols[name].type):
+            cols[name] = pa.array([None if v is None else _text(v) for v in values], pa.string())
+    if not cols:
+        return pa.table({"event_id": pa.nulls(len(rows), pa.string())})
+    return pa.table(cols)
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        import orjson
+
+        return orjson.dumps(v).decode()
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
