@@ -14,6 +14,7 @@ class Window:
     start: int  # epoch minute, inclusive
     end: int  # epoch minute, exclusive: the evaluation time
     length: int  # minutes the budget is spread over (a calendar period's full length)
+    rolling: bool = True
 
     @property
     def elapsed(self) -> int:
@@ -56,4 +57,4 @@ def calendar(at: int, unit: str, tz: tzinfo) -> Window:
     """The current calendar period up to `at`; `length` is the whole period, so a burn
     rate of 1 spends exactly the period's budget."""
     start, end = period_bounds(at, unit, tz)
-    return Window(start=start, end=at, length=end - start)
+    return Window(start=start, end=at, length=end - start, rolling=False)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -45,7 +46,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from slokit.events.schema import ANNOTATION, ATTRIBUTES, REQUEST_EVENT, SCORE_EVENT, TS
+from slokit.events.schema import (
+    ANNOTATION,
+    ATTRIBUTES,
+    OUTCOMES,
+    REQUEST_EVENT,
+    SCORE_EVENT,
+    TS,
+)
 
 SERVICE = "llm-api"
 ROUTES = ("chat", "completion", "embedding", "rag")
@@ -80,7 +88,6 @@ _PRICE_OUT = np.array([0.88, 0.18, 0.0, 10.00])
 # Outcome indices follow events.schema.OUTCOMES.
 OK, ERROR, TIMEOUT, CANCELLED, SHED, RATE_LIMITED, CLIENT_ERROR = range(7)
 _STATUS = np.array([200, 500, 504, 499, 503, 429, 400], dtype=np.int32)
-_OUTCOME_NAMES = ("ok", "error", "timeout", "cancelled", "shed", "rate_limited", "client_error")
 _US_PER_MIN = 60_000_000
 _WEEKLY_MEAN = (5 * 1.0 + 2 * 0.6) / 7
 MIN_DAYS = 7
@@ -202,29 +209,47 @@ def plan(end: datetime, days: int = 30, seed: int = 7) -> DemoPlan:
 
 
 def generate(
-    plan: DemoPlan, *, rate_per_minute: float = 60.0, seed: int = 7, chunk_minutes: int = 1440
+    plan: DemoPlan,
+    *,
+    rate_per_minute: float = 60.0,
+    seed: int = 7,
+    chunk_minutes: int = 1440,
+    workers: int = 2,
 ) -> Iterator[tuple[pa.Table, pa.Table]]:
     """Yield `(requests, scores)` per `chunk_minutes` of the plan, in time order.
 
     Requests conform to REQUEST_EVENT and are sorted by `ts`; scores conform to
-    SCORE_EVENT, sorted by `ts`, and come with the chunk of the request they score.
+    SCORE_EVENT, in the order of the requests they score, and come with that request's
+    chunk. `workers` threads draw hours ahead (numpy and Arrow release the GIL); the
+    output does not depend on `workers` or `chunk_minutes`.
     """
-    if rate_per_minute <= 0 or chunk_minutes < 1 or seed < 0:
-        raise ValueError("rate_per_minute must be > 0, chunk_minutes >= 1 and seed >= 0")
+    if rate_per_minute <= 0 or chunk_minutes < 1 or seed < 0 or workers < 1:
+        raise ValueError("need rate_per_minute > 0, chunk_minutes >= 1, seed >= 0, workers >= 1")
     windows = {i.kind: (_minute(i.start), _minute(i.end)) for i in plan.incidents}
     first, last = _minute(plan.start), _minute(plan.end)
-    cache: dict[int, dict[str, np.ndarray]] = {}
-    for c0 in range(first, last, chunk_minutes):
-        c1 = min(c0 + chunk_minutes, last)
-        parts: list[dict[str, np.ndarray]] = []
-        offset = 0
-        for hour in range(c0 // 60, (c1 - 1) // 60 + 1):
-            if hour not in cache:
-                cache.clear()  # chunks move forward: only a straddling hour is reused
-                cache[hour] = _hour(hour, windows, rate_per_minute, seed)
-            parts.append(_slice(cache[hour], c0, c1, offset))
-            offset += parts[-1]["ts"].size
-        yield _tables({k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, seed, c0, c1)
+    chunks = [(c0, min(c0 + chunk_minutes, last)) for c0 in range(first, last, chunk_minutes)]
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="slokit-demo")
+    hours: dict[int, Future[_Hour]] = {}
+
+    def submit(c0: int, c1: int) -> None:
+        for h in range(c0 // 60, (c1 - 1) // 60 + 1):
+            if h not in hours:
+                hours[h] = pool.submit(_hour, h, windows, rate_per_minute, seed)
+
+    try:
+        for n, (c0, c1) in enumerate(chunks):
+            submit(c0, c1)
+            if n + 1 < len(chunks):
+                submit(*chunks[n + 1])  # draw ahead while the caller consumes this chunk
+            parts = [hours[h].result().slice(c0, c1) for h in range(c0 // 60, (c1 - 1) // 60 + 1)]
+            for h in [h for h in hours if h < (c1 - 1) // 60]:
+                del hours[h]
+            yield (
+                pa.concat_tables([r for r, _ in parts]),
+                pa.concat_tables([s for _, s in parts]),
+            )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _minute(t: datetime) -> int:
@@ -287,9 +312,10 @@ def _hour(
         [np.full(n, 0.003), p_rl, p_shed, np.full(n, 5e-4), np.full(n, 2e-4), np.full(n, 1e-3)],
         axis=0,
     )
-    outcome = np.select(
-        list(u[5] < c), [CLIENT_ERROR, RATE_LIMITED, SHED, ERROR, TIMEOUT, CANCELLED], OK
-    )
+    outcome = np.zeros(n, np.int8)
+    bad = np.flatnonzero(u[5] < c[-1])  # ~1% of rows: classify only those
+    codes = np.array([CLIENT_ERROR, RATE_LIMITED, SHED, ERROR, TIMEOUT, CANCELLED], np.int8)
+    outcome[bad] = codes[(u[5][bad] >= c[:, bad]).sum(axis=0)]
     outcome[outage] = ERROR
     status = _STATUS[outcome]
     status[outage] = 503
@@ -322,109 +348,94 @@ def _hour(
     delay_s = np.where(kind == 0, 5.0 - 60.0 * np.log1p(-s[2]), 10.0 - 120.0 * np.log1p(-s[2]))
     score_ts = ts[rows] + ((latency[rows] + delay_s * 1000) * 1000).astype(np.int64)
 
-    nan = np.nan
-    return {
-        "minute": minute,
-        "seq": seq,
-        "ts": ts,
-        "route": route.astype(np.int8),
-        "model": model.astype(np.int8),
-        "tier": tier,
-        "tenant": tenant.astype(np.int8),
-        "region": (u[2] >= 0.65).astype(np.int8),
-        "deployment": lat.astype(np.int8),
-        "outcome": outcome.astype(np.int8),
-        "http_status": status,
-        "latency_ms": latency,
-        "ttft_ms": np.where(no_ttft, nan, ttft),
-        "tpot_ms": np.where(no_tpot, nan, tpot),
-        "itl_max_ms": np.where(no_tpot, nan, itl),
-        "queue_ms": np.where(rejected, nan, queue),
-        "input_tokens": np.where(rejected, -1, in_tok).astype(np.int64),
-        "output_tokens": np.where(rejected, -1, out_tok).astype(np.int64),
-        "cost_usd": cost_usd,
-        "cold_start": cold & served,
-        "prompt": qual.astype(np.int8),
-        "s_row": rows,
-        "s_kind": kind,
-        "s_value": value,
-        "s_passed": passed,
-        "s_ts": score_ts,
-    }
-
-
-def _slice(block: dict[str, np.ndarray], c0: int, c1: int, offset: int) -> dict[str, np.ndarray]:
-    """Rows of one hour inside minutes [c0, c1); score rows renumbered to the chunk."""
-    lo, hi = np.searchsorted(block["minute"], [c0, c1])
-    keep = (block["s_row"] >= lo) & (block["s_row"] < hi)
-    out = {k: (v[keep] if k.startswith("s_") else v[lo:hi]) for k, v in block.items()}
-    out["s_row"] = out["s_row"] - lo + offset
-    return out
-
-
-def _take(names: tuple[str, ...], idx: np.ndarray) -> pa.Array:
-    return pc.take(pa.array(names, pa.string()), pa.array(idx))
-
-
-def _tables(a: dict[str, np.ndarray], seed: int, c0: int, c1: int) -> tuple[pa.Table, pa.Table]:
-    """Build the Arrow tables of one chunk from its concatenated hour slices."""
-    n = a["ts"].size
-    minute_strs = pa.array([str(m) for m in range(c0, c1)])
-    seq_strs = pa.array([str(i) for i in range(int(a["seq"].max(initial=0)) + 1)])
-    event_id = pc.binary_join_element_wise(
-        f"d{seed}",
-        pc.take(minute_strs, pa.array(a["minute"] - c0)),
-        pc.take(seq_strs, pa.array(a["seq"])),
-        "-",
-    )
-    rag = a["route"] == RAG
-    attributes = pa.MapArray.from_arrays(
-        pa.array(np.concatenate([[0], np.cumsum(rag)]).astype(np.int32)),
-        pa.repeat("prompt", int(rag.sum())),
-        _take(PROMPTS, a["prompt"][rag]),
-        type=ATTRIBUTES,
-        mask=pa.array(~rag),
-    )
-    ts = pa.array(a["ts"].view("datetime64[us]"), type=TS)
+    rag = route == RAG
     requests = pa.Table.from_arrays(
         [
-            event_id,
-            ts,
+            _ids(seed, hour, minute, seq),
+            pa.array(ts.view("datetime64[us]"), type=TS),
             pa.repeat(SERVICE, n),
-            _take(ROUTES, a["route"]),
-            _take(MODELS, a["model"]),
-            _take(TIERS, a["tier"]),
-            _take(TENANTS, a["tenant"]),
-            _take(REGIONS, a["region"]),
-            _take(DEPLOYMENTS, a["deployment"]),
-            _take(_OUTCOME_NAMES, a["outcome"]),
-            pa.array(a["http_status"], pa.int32()),
-            *(
-                pa.array(a[k], from_pandas=True)
-                for k in ("latency_ms", "ttft_ms", "tpot_ms", "itl_max_ms", "queue_ms")
+            _take(ROUTES, route),
+            _take(MODELS, model),
+            _take(TIERS, tier),
+            _take(TENANTS, tenant),
+            _take(REGIONS, u[2] >= 0.65),
+            _take(DEPLOYMENTS, lat),
+            _take(OUTCOMES, outcome),
+            pa.array(status, pa.int32()),
+            pa.array(latency),
+            pa.array(ttft, mask=no_ttft),
+            pa.array(tpot, mask=no_tpot),
+            pa.array(itl, mask=no_tpot),
+            pa.array(queue, mask=rejected),
+            pa.array(in_tok.astype(np.int64), mask=rejected),
+            pa.array(out_tok.astype(np.int64), mask=rejected),
+            pa.array(cost_usd),
+            pa.array(cold & served),
+            pa.MapArray.from_arrays(
+                pa.array(np.concatenate([[0], np.cumsum(rag)]).astype(np.int32)),
+                pa.repeat("prompt", int(rag.sum())),
+                _take(PROMPTS, qual[rag]),
+                type=ATTRIBUTES,
+                mask=pa.array(~rag),
             ),
-            *(pa.array(a[k], mask=a[k] < 0) for k in ("input_tokens", "output_tokens")),
-            pa.array(a["cost_usd"]),
-            pa.array(a["cold_start"]),
-            attributes,
         ],
         schema=REQUEST_EVENT,
     )
-    order = np.argsort(a["s_ts"], kind="stable")
-    row, kind = a["s_row"][order], a["s_kind"][order]
-    request_id = pc.take(event_id, pa.array(row))
+    request_id = requests.column(0).chunk(0).take(pa.array(rows))
     scores = pa.Table.from_arrays(
         [
             pc.binary_join_element_wise(request_id, _take(("j", "t"), kind), "-"),
-            pa.array(a["s_ts"][order].view("datetime64[us]"), type=TS),
+            pa.array(score_ts.view("datetime64[us]"), type=TS),
             request_id,
-            pa.repeat(SERVICE, row.size),
+            pa.repeat(SERVICE, rows.size),
             _take(SCORE_NAMES, kind),
-            pa.array(a["s_value"][order]),
-            pa.array(a["s_passed"][order]),
+            pa.array(value),
+            pa.array(passed),
             _take(SCORE_SOURCES, kind),
-            pa.nulls(row.size, pa.string()),
+            pa.nulls(rows.size, pa.string()),
         ],
         schema=SCORE_EVENT,
     )
-    return requests, scores
+    return _Hour(hour, requests, scores, np.concatenate([[0], np.cumsum(counts)]), rows)
+
+
+@dataclass(frozen=True)
+class _Hour:
+    """One UTC hour of traffic; `starts[k]` is the first request row of minute k."""
+
+    hour: int
+    requests: pa.Table
+    scores: pa.Table
+    starts: np.ndarray
+    score_rows: np.ndarray
+
+    def slice(self, c0: int, c1: int) -> tuple[pa.Table, pa.Table]:
+        """The requests in minutes [c0, c1) and the scores of those requests."""
+        lo, hi = (int(self.starts[np.clip(c - self.hour * 60, 0, 60)]) for c in (c0, c1))
+        s_lo, s_hi = (int(i) for i in np.searchsorted(self.score_rows, [lo, hi]))
+        return self.requests.slice(lo, hi - lo), self.scores.slice(s_lo, s_hi - s_lo)
+
+
+def _take(names: tuple[str, ...], idx: np.ndarray) -> pa.Array:
+    return pc.take(pa.array(names, pa.string()), pa.array(idx.astype(np.int8)))
+
+
+def _ids(seed: int, hour: int, minute: np.ndarray, seq: np.ndarray) -> pa.Array:
+    """`d{seed}-{epoch minute}-{seq}` ids, seq zero-padded to the hour's widest.
+
+    Written straight into one Arrow string buffer: formatting 50M ids through Python
+    or Arrow's join kernel took longer than drawing the traffic.
+    """
+    heads = [f"d{seed}-{m}-".encode() for m in range(hour * 60, hour * 60 + 60)]
+    width = len(str(int(seq.max(initial=0))))
+    if len({len(h) for h in heads}) > 1:  # an hour that crosses 10**k epoch minutes
+        digits = pa.array(seq).cast(pa.string())
+        return pc.binary_join_element_wise(_take(tuple(heads), minute % 60), digits, "")
+    head = np.frombuffer(b"".join(heads), np.uint8).reshape(60, -1)
+    powers = 10 ** np.arange(width - 1, -1, -1)
+    tail = (np.arange(int(seq.max(initial=0)) + 1)[:, None] // powers % 10 + 48).astype(np.uint8)
+    buf = np.concatenate([head[minute % 60], tail[seq]], axis=1)
+    offsets = np.arange(seq.size + 1, dtype=np.int32) * buf.shape[1]
+    return pa.Array.from_buffers(
+        pa.string(), seq.size, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
+    )

@@ -61,10 +61,11 @@ class CountDef:
         parts = ", ".join(f"coalesce({label_sql(k)}, {quote(NULL_MARK)})" for k in self.group_by)
         return f"concat_ws(chr(31), {parts})"
 
-    def decode_group(self, key: str) -> dict[str, str]:
+    def decode_group(self, key: str) -> dict[str, str | None]:
         if not self.group_by:
             return {}
-        return dict(zip(self.group_by, key.split(GROUP_SEP), strict=True))
+        values = [None if v == NULL_MARK else v for v in key.split(GROUP_SEP)]
+        return dict(zip(self.group_by, values, strict=True))
 
 
 def for_slo(slo: SLO) -> CountDef:
