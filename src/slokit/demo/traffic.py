@@ -46,14 +46,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from slokit.events.schema import (
-    ANNOTATION,
-    ATTRIBUTES,
-    OUTCOMES,
-    REQUEST_EVENT,
-    SCORE_EVENT,
-    TS,
-)
+from slokit.events.schema import ANNOTATION, ATTRIBUTES, OUTCOMES, REQUEST_EVENT, SCORE_EVENT, TS
 
 SERVICE = "llm-api"
 ROUTES = ("chat", "completion", "embedding", "rag")
@@ -72,13 +65,13 @@ _P_70B = np.array([0.75, 0.70, 0.0, 0.90])  # share of each route on llama-3.1-7
 _TENANT_CUM = np.cumsum([0.30, 0.12, 0.08, 0.12, 0.08, 0.14, 0.09, 0.07])
 _TENANT_CUM[-1] = 1.0
 _TENANT_TIER = np.array([1, 1, 1, 0, 0, 2, 2, 2], dtype=np.int8)  # tier index per tenant
-_RATE_LIMIT = np.array([2e-4, 2e-4, 2e-4, 1e-4, 1e-4, 1e-2, 3e-3, 3e-3])  # per tenant, x load
+_RATE_LIMIT = np.array([2e-4, 2e-4, 2e-4, 1e-4, 1e-4, 8e-3, 2e-3, 2e-3])  # per tenant, x load
 # Per route: input median, input sigma, input cap, output median, output sigma.
 _IN_MU = np.log([600.0, 400.0, 150.0, 3500.0])
 _IN_SIG = np.array([0.9, 0.8, 0.7, 0.5])
 _IN_MAX = np.array([128_000, 32_000, 8_192, 128_000])
-_OUT_MU = np.log([250.0, 150.0, 1.0, 300.0])
-_OUT_SIG = np.array([0.8, 0.9, 0.0, 0.6])
+_OUT_MU = np.log([200.0, 150.0, 1.0, 300.0])
+_OUT_SIG = np.array([0.7, 0.8, 0.0, 0.6])
 # Per model: ttft base ms, prefill ms per 1k input tokens, tpot median ms, $/1M in, $/1M out.
 _TTFT_BASE = np.array([250.0, 120.0, 25.0, 450.0])
 _PREFILL = np.array([40.0, 10.0, 5.0, 20.0])
@@ -91,6 +84,31 @@ _STATUS = np.array([200, 500, 504, 499, 503, 429, 400], dtype=np.int32)
 _US_PER_MIN = 60_000_000
 _WEEKLY_MEAN = (5 * 1.0 + 2 * 0.6) / 7
 MIN_DAYS = 7
+# kind: (fraction of the window, UTC time of day before jitter, length, labels, description)
+_SCRIPT: dict[str, tuple[float, timedelta, timedelta, dict[str, str], str]] = {
+    "cost_spike": (0.2, timedelta(hours=8), timedelta(hours=12), {"route": "completion",
+                   "model": "gpt-4o"}, "model swap sends completion to gpt-4o: cost ~7x"),
+    "quality_regression": (0.4, timedelta(hours=9), timedelta(days=1), {"route": "rag"},
+                           "prompt change rag-v3 -> rag-v4: rag judge pass rate ~70%"),
+    "latency_regression": (0.6, timedelta(hours=13), timedelta(hours=6), {"route": "chat",
+                           "deployment": "v1.5.0"}, "deploy v1.5.0 triples chat ttft"),
+    "outage": (0.85, timedelta(hours=14, minutes=20), timedelta(minutes=20), {},
+               "inference pool unavailable: every request fails with 503"),
+}  # fmt: skip
+# (incident, at its end?, annotation kind, text, labels)
+_NOTES: tuple[tuple[str, bool, str, str, dict[str, str]], ...] = (
+    ("cost_spike", False, "config", "model swap: completion -> gpt-4o",
+     {"route": "completion", "model": "gpt-4o"}),
+    ("cost_spike", True, "config", "model swap reverted: completion -> llama-3.1-70b",
+     {"route": "completion", "model": "llama-3.1-70b"}),
+    ("quality_regression", False, "config", "prompt change: rag-v3 -> rag-v4",
+     {"route": "rag", "prompt": "rag-v4"}),
+    ("quality_regression", True, "config", "prompt reverted: rag-v4 -> rag-v3",
+     {"route": "rag", "prompt": "rag-v3"}),
+    ("latency_regression", False, "deploy", "deploy v1.5.0", {"deployment": "v1.5.0"}),
+    ("latency_regression", True, "deploy", "rollback to v1.4.2", {"deployment": "v1.4.2"}),
+    ("outage", False, "incident", "outage: inference pool unavailable, all requests 503", {}),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,66 +151,18 @@ def plan(end: datetime, days: int = 30, seed: int = 7) -> DemoPlan:
         raise ValueError(f"seed must be >= 0, got {seed}")
     end = end.astimezone(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(days=days)
-    jitter = np.random.default_rng([seed, 0xD1A]).integers(0, 3, size=4)
-
-    def at(fraction: float, hour: float, j: int) -> datetime:
-        day = (start + fraction * (end - start)).replace(hour=0, minute=0)
-        return day + timedelta(hours=hour + int(jitter[j]))
-
-    cost, qual, lat, out = at(0.2, 8, 0), at(0.4, 9, 1), at(0.6, 13, 2), at(0.85, 14 + 1 / 3, 3)
-    incidents = (
-        Incident(
-            "cost_spike",
-            cost,
-            cost + timedelta(hours=12),
-            "model swap sends completion traffic to gpt-4o; cost per request x6",
-            {"route": "completion", "model": "gpt-4o"},
-        ),
-        Incident(
-            "quality_regression",
-            qual,
-            qual + timedelta(days=1),
-            "prompt change rag-v3 -> rag-v4; rag judge pass rate drops to ~70%",
-            {"route": "rag"},
-        ),
-        Incident(
-            "latency_regression",
-            lat,
-            lat + timedelta(hours=6),
-            "deploy v1.5.0 triples chat ttft until rollback to v1.4.2",
-            {"route": "chat", "deployment": "v1.5.0"},
-        ),
-        Incident(
-            "outage",
-            out,
-            out + timedelta(minutes=20),
-            "inference pool unavailable: every request fails with 503",
-            {},
-        ),
-    )
+    jitter = np.random.default_rng([seed, 0xD1A]).integers(0, 3, size=len(_SCRIPT))
+    incidents = []
+    for (kind, (fraction, time, length, labels, text)), j in zip(
+        _SCRIPT.items(), jitter, strict=True
+    ):
+        day = (start + fraction * (end - start)).replace(hour=0, minute=0, second=0, microsecond=0)
+        first = day + time + timedelta(hours=int(j))
+        incidents.append(Incident(kind, first, first + length, text, labels))
+    at = {i.kind: i for i in incidents}
     notes = [
-        (
-            cost,
-            "config",
-            "model swap: completion -> gpt-4o",
-            {"route": "completion", "model": "gpt-4o"},
-        ),
-        (
-            cost + timedelta(hours=12),
-            "config",
-            "model swap reverted: completion -> llama-3.1-70b",
-            {"route": "completion", "model": "llama-3.1-70b"},
-        ),
-        (qual, "config", "prompt change: rag-v3 -> rag-v4", {"route": "rag", "prompt": "rag-v4"}),
-        (
-            qual + timedelta(days=1),
-            "config",
-            "prompt reverted: rag-v4 -> rag-v3",
-            {"route": "rag", "prompt": "rag-v3"},
-        ),
-        (lat, "deploy", "deploy v1.5.0", {"deployment": "v1.5.0"}),
-        (lat + timedelta(hours=6), "deploy", "rollback to v1.4.2", {"deployment": "v1.4.2"}),
-        (out, "incident", "outage: inference pool unavailable, all requests 503 for 20 min", {}),
+        (at[k].end if at_end else at[k].start, kind, text, labels)
+        for k, at_end, kind, text, labels in _NOTES
     ]
     notes.sort(key=lambda n: n[0])
     annotations = pa.table(
@@ -205,7 +175,7 @@ def plan(end: datetime, days: int = 30, seed: int = 7) -> DemoPlan:
             "labels": pa.array([list(n[3].items()) for n in notes], type=ATTRIBUTES),
         }
     ).cast(ANNOTATION)
-    return DemoPlan(start, end, incidents, annotations)
+    return DemoPlan(start, end, tuple(incidents), annotations)
 
 
 def generate(
@@ -264,9 +234,7 @@ def load_shape(minutes: np.ndarray) -> np.ndarray:
     return daily * np.where(weekday >= 5, 0.6, 1.0) / _WEEKLY_MEAN
 
 
-def _hour(
-    hour: int, windows: dict[str, tuple[int, int]], rate: float, seed: int
-) -> dict[str, np.ndarray]:
+def _hour(hour: int, windows: dict[str, tuple[int, int]], rate: float, seed: int) -> _Hour:
     """Draw every request of one UTC hour (and its scores) from the hour's own generator."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, hour])))
     minutes = hour * 60 + np.arange(60, dtype=np.int64)
@@ -296,7 +264,7 @@ def _hour(
     model[cost & (route == COMPLETION)] = 3
 
     in_tok = np.minimum(np.ceil(np.exp(_IN_MU[route] + _IN_SIG[route] * z[0])), _IN_MAX[route])
-    out_tok = np.clip(np.ceil(np.exp(_OUT_MU[route] + _OUT_SIG[route] * z[1])), 1, 4096) * gen
+    out_tok = np.clip(np.ceil(np.exp(_OUT_MU[route] + _OUT_SIG[route] * z[1])), 1, 2048) * gen
     congestion = 0.08 * load**3
     queue = 3.0 * np.exp(0.5 * z[2]) * load**3
     ttft = (_TTFT_BASE[model] + _PREFILL[model] * in_tok / 1000) * np.exp(0.25 * z[3])
@@ -308,14 +276,12 @@ def _hour(
 
     p_rl = _RATE_LIMIT[tenant] * load
     p_shed = (tier == 2) * 0.01 * np.clip((load - 1.4) / 0.5, 0.0, 1.0)
-    c = np.cumsum(
-        [np.full(n, 0.003), p_rl, p_shed, np.full(n, 5e-4), np.full(n, 2e-4), np.full(n, 1e-3)],
-        axis=0,
-    )
-    outcome = np.zeros(n, np.int8)
-    bad = np.flatnonzero(u[5] < c[-1])  # ~1% of rows: classify only those
+    bad = np.flatnonzero(u[5] < 0.0047 + p_rl + p_shed)  # ~1% of rows: classify only those
+    m = bad.size
+    ps = [np.full(m, 0.003), p_rl[bad], p_shed[bad], np.full(m, 5e-4), np.full(m, 2e-4)]
     codes = np.array([CLIENT_ERROR, RATE_LIMITED, SHED, ERROR, TIMEOUT, CANCELLED], np.int8)
-    outcome[bad] = codes[(u[5][bad] >= c[:, bad]).sum(axis=0)]
+    outcome = np.zeros(n, np.int8)
+    outcome[bad] = codes[(u[5][bad] >= np.cumsum(ps, axis=0)).sum(axis=0)]
     outcome[outage] = ERROR
     status = _STATUS[outcome]
     status[outage] = 503
@@ -338,8 +304,8 @@ def _hour(
     rows = np.flatnonzero(ok_gen & (u[8] < 0.07))
     kind = (u[8][rows] >= 0.05).astype(np.int8)  # 0 judge, 1 thumbs
     s = rng.random((3, rows.size))
-    bad = qual[rows] & (route[rows] == RAG)
-    p_pass = np.where(kind == 0, np.where(bad, 0.70, 0.95), np.where(bad, 0.75, 0.90))
+    worse = qual[rows] & (route[rows] == RAG)
+    p_pass = np.where(kind == 0, np.where(worse, 0.70, 0.95), np.where(worse, 0.75, 0.90))
     p_pass = np.where((kind == 1) & lat[rows] & (route[rows] == CHAT), 0.80, p_pass)
     passed = s[0] < p_pass
     value = np.where(
@@ -349,9 +315,10 @@ def _hour(
     score_ts = ts[rows] + ((latency[rows] + delay_s * 1000) * 1000).astype(np.int64)
 
     rag = route == RAG
+    event_id = _ids(seed, hour, minute, seq)
     requests = pa.Table.from_arrays(
         [
-            _ids(seed, hour, minute, seq),
+            event_id,
             pa.array(ts.view("datetime64[us]"), type=TS),
             pa.repeat(SERVICE, n),
             _take(ROUTES, route),
@@ -381,7 +348,7 @@ def _hour(
         ],
         schema=REQUEST_EVENT,
     )
-    request_id = requests.column(0).chunk(0).take(pa.array(rows))
+    request_id = event_id.take(pa.array(rows))
     scores = pa.Table.from_arrays(
         [
             pc.binary_join_element_wise(request_id, _take(("j", "t"), kind), "-"),
@@ -426,11 +393,9 @@ def _ids(seed: int, hour: int, minute: np.ndarray, seq: np.ndarray) -> pa.Array:
     Written straight into one Arrow string buffer: formatting 50M ids through Python
     or Arrow's join kernel took longer than drawing the traffic.
     """
-    heads = [f"d{seed}-{m}-".encode() for m in range(hour * 60, hour * 60 + 60)]
+    digits = len(str(hour * 60 + 59))  # pad so every id of the hour has one length
+    heads = [f"d{seed}-{m:0{digits}d}-".encode() for m in range(hour * 60, hour * 60 + 60)]
     width = len(str(int(seq.max(initial=0))))
-    if len({len(h) for h in heads}) > 1:  # an hour that crosses 10**k epoch minutes
-        digits = pa.array(seq).cast(pa.string())
-        return pc.binary_join_element_wise(_take(tuple(heads), minute % 60), digits, "")
     head = np.frombuffer(b"".join(heads), np.uint8).reshape(60, -1)
     powers = 10 ** np.arange(width - 1, -1, -1)
     tail = (np.arange(int(seq.max(initial=0)) + 1)[:, None] // powers % 10 + 48).astype(np.uint8)

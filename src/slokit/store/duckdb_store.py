@@ -256,8 +256,8 @@ class DuckDBStore:
         where = "" if service is None else "WHERE service = $s"
         params = {} if service is None else {"s": service}
         cur = self._cursor()
-        return cur.execute(
-            f"SELECT * EXCLUDE (_seq) FROM annotations {where} ORDER BY ts", params
+        return cur.sql(
+            f"SELECT * EXCLUDE (_seq) FROM annotations {where} ORDER BY ts", params=params
         ).to_arrow_table()
 
     def count(self, kind: str = "request") -> int:
@@ -266,7 +266,7 @@ class DuckDBStore:
 
     def query(self, sql: str, params: dict[str, object] | None = None) -> pa.Table:
         """Read-only SQL over the store, for reports and tests."""
-        return self._cursor().execute(sql, params or {}).to_arrow_table()
+        return self._cursor().sql(sql, params=params or {}).to_arrow_table()
 
 
 def _aggregate_sql(d: CountDef, after: int, upto: int, *, seq_col: str) -> str:

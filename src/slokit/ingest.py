@@ -1,0 +1,66 @@
+"""Files -> validated records -> the store. Good records are kept whatever else a
+file holds; each rejected one is reported with its line and reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slokit.events import readers
+from slokit.events.validate import Rejection, validate
+from slokit.store.duckdb_store import DuckDBStore
+
+MAX_REPORTED = 1000  # rejections kept per file for the report; the count is exact
+
+
+@dataclass
+class IngestReport:
+    path: str
+    kind: str
+    received: int = 0
+    accepted: int = 0  # new records stored
+    duplicates: int = 0  # records already stored (same event_id), skipped
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "received": self.received,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "rejections": [r.to_dict() for r in self.rejections],
+        }
+
+
+def ingest_file(
+    store: DuckDBStore,
+    path: str | Path,
+    *,
+    kind: str = "request",
+    fmt: str | None = None,
+    defaults: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    """Read, validate and store one file. `progress(done_bytes, total_bytes)` is called
+    after each block."""
+    p = Path(path)
+    report = IngestReport(str(p), kind)
+    total = p.stat().st_size if p.is_file() else 0
+    for chunk in readers.read(p, fmt, kind):
+        checked = validate(chunk.table, kind, lines=chunk.lines, defaults=defaults)
+        rejections = sorted(chunk.rejected + checked.rejected, key=lambda r: r.line or 0)
+        report.received += chunk.table.num_rows + len(chunk.rejected)
+        report.rejected += len(rejections)
+        room = MAX_REPORTED - len(report.rejections)
+        report.rejections.extend(rejections[: max(room, 0)])
+        result = store.append(kind, checked.table)
+        report.accepted += result.inserted
+        report.duplicates += result.duplicates
+        if progress is not None:
+            progress(chunk.done_bytes, total)
+    return report

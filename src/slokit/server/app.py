@@ -1,0 +1,276 @@
+"""The slokit HTTP server: ingest API, OTLP/HTTP trace receiver, statuses, health and
+metrics. It owns the store (the single writer of the DuckDB file).
+
+Every error has one JSON shape: `{"error": {"status", "code", "message"}}`. A bad
+request never takes the server down: handlers turn every failure into a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import hmac
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from slokit.errors import InputError, SlokitError
+from slokit.events import otlp
+from slokit.events.validate import Rejection, Validated, validate_records
+from slokit.server.metrics import ServerMetrics
+from slokit.server.writer import StoreWriter
+from slokit.store.duckdb_store import DuckDBStore
+
+MAX_ERRORS = 1000  # per-record errors listed in one response; counts stay exact
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    db: Path | str = "slokit.duckdb"
+    spec: Path | str | None = None
+    token: str | None = None
+    max_body: int = 32 << 20
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    return _json({"error": {"status": status, "code": code, "message": message}}, status)
+
+
+class Server:
+    def __init__(self, config: ServerConfig, store: DuckDBStore | None = None) -> None:
+        self.config = config
+        self.store = store or DuckDBStore(config.db)
+        self.writer = StoreWriter(self.store)
+        self.metrics = ServerMetrics()
+        self.spec = None
+        self.evaluator = None
+        self._eval_lock = asyncio.Lock()
+        if config.spec is not None:
+            from slokit.engine import Evaluator
+            from slokit.spec import load
+
+            self.spec = load(config.spec)
+            self.evaluator = Evaluator(self.spec, self.store)
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _check_token(self, request: Request) -> None:
+        if self.config.token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), self.config.token):
+            raise ApiError(401, "unauthorized",
+                           "missing or wrong bearer token; send `Authorization: Bearer <token>`")
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.config.max_body
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(413, "body_too_large",
+                           f"request body is {int(length)} bytes; the limit is {limit} "
+                           "(split the batch, or raise --max-body)")
+        parts, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "body_too_large",
+                               f"request body exceeds the limit of {limit} bytes "
+                               "(split the batch, or raise --max-body)")
+            parts.append(chunk)
+        body = b"".join(parts)
+        encoding = request.headers.get("content-encoding", "").lower()
+        if encoding in ("gzip", "deflate"):
+            try:
+                d = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)
+                body = d.decompress(body, limit + 1)
+            except (zlib.error, gzip.BadGzipFile) as exc:
+                raise ApiError(400, "bad_encoding", f"cannot decompress {encoding} body: {exc}") from exc
+            if len(body) > limit:
+                raise ApiError(413, "body_too_large",
+                               f"decompressed body exceeds the limit of {limit} bytes")
+        elif encoding not in ("", "identity"):
+            raise ApiError(415, "unsupported_encoding",
+                           f"content-encoding {encoding!r} is not supported; use gzip or none")
+        return body
+
+    # -- ingest ------------------------------------------------------------------
+
+    async def ingest(self, request: Request, kind: str) -> Response:
+        self._check_token(request)
+        body = await self._body(request)
+        records, pre, index_map = parse_records(body, request.headers.get("content-type", ""))
+        return await self._store_records(records, pre, kind, index_map)
+
+    async def _store_records(self, records: list[Any], pre: list[Rejection], kind: str,
+                             index_map: list[int] | None = None) -> Response:
+        checked: Validated = await asyncio.to_thread(validate_records, records, kind)
+        rejected = sorted(
+            pre + [_remap(r, index_map) for r in checked.rejected], key=lambda r: r.index
+        )
+        with self.metrics.write_seconds.time():
+            result = await self.writer.append(kind, checked.table)
+        self.metrics.records.labels(kind, "accepted").inc(result.inserted)
+        self.metrics.records.labels(kind, "duplicate").inc(result.duplicates)
+        self.metrics.records.labels(kind, "rejected").inc(len(rejected))
+        status = 400 if rejected and result.received == 0 else 200
+        return _json(
+            {
+                "accepted": result.inserted,
+                "duplicates": result.duplicates,
+                "rejected": len(rejected),
+                "errors": [r.to_dict() for r in rejected[:MAX_ERRORS]],
+            },
+            status,
+        )
+
+    async def traces(self, request: Request) -> Response:
+        self._check_token(request)
+        body = await self._body(request)
+        content_type = request.headers.get("content-type", otlp.PROTOBUF)
+        try:
+            export = otlp.decode_export_request(body, content_type)
+        except InputError as exc:
+            raise ApiError(415 if "content type" in str(exc) else 400, "bad_otlp", str(exc)) from exc
+        records, span_rejections = otlp.spans_to_records(export)
+        checked = await asyncio.to_thread(validate_records, records, "request")
+        if checked.table.num_rows:
+            result = await self.writer.append("request", checked.table)
+            self.metrics.records.labels("request", "accepted").inc(result.inserted)
+            self.metrics.records.labels("request", "duplicate").inc(result.duplicates)
+        rejected = len(span_rejections) + len(checked.rejected)
+        self.metrics.records.labels("request", "rejected").inc(rejected)
+        reasons = [str(r) for r in span_rejections] + [
+            f"span {records[r.index]['event_id']}: {r.reason}" for r in checked.rejected
+        ]
+        payload, media = otlp.export_response(rejected, "; ".join(reasons[:20]), content_type)
+        return Response(payload, media_type=media)
+
+    # -- reads -------------------------------------------------------------------
+
+    async def status(self, request: Request) -> Response:
+        self._check_token(request)
+        if self.evaluator is None:
+            raise ApiError(404, "no_spec", "this server has no spec; start it with --spec FILE")
+        at_text = request.query_params.get("at")
+        try:
+            at = datetime.fromisoformat(at_text) if at_text else datetime.now(UTC)
+        except ValueError:
+            raise ApiError(400, "bad_time", f"`at` is not RFC 3339: {at_text!r}") from None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        timeline = request.query_params.get("timeline", "true") != "false"
+        async with self._eval_lock:
+            statuses = await asyncio.to_thread(
+                self.evaluator.evaluate, at, request.query_params.get("slo")
+            )
+        return _json({"at": at.isoformat().replace("+00:00", "Z"),
+                      "statuses": [s.to_dict(timeline=timeline) for s in statuses]})
+
+    async def healthz(self, request: Request) -> Response:
+        return _json({"status": "ok", "seq": self.store.seq()})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        for kind in ("request", "score", "annotation"):
+            self.metrics.stored.labels(kind).set(self.store.count(kind))
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.store.close()
+
+
+def _remap(r: Rejection, index_map: list[int] | None) -> Rejection:
+    if index_map is None:
+        return r
+    position = index_map[r.index]
+    return Rejection(position, position + 1, r.field, r.reason)
+
+
+def parse_records(
+    body: bytes, content_type: str
+) -> tuple[list[Any], list[Rejection], list[int] | None]:
+    """A JSON array, a single JSON object, or NDJSON (one object per line). Lines that
+    are not JSON become rejections; the rest go on, with their positions in the body."""
+    text = body.strip()
+    if not text:
+        raise ApiError(400, "empty_body", "the body is empty; send a JSON array or NDJSON")
+    ndjson = "ndjson" in content_type or "jsonl" in content_type or not text.startswith(b"[")
+    if not ndjson or (text.startswith(b"{") and b"\n" not in text):
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "bad_json",
+                           f"body is not valid JSON ({exc.msg} at line {exc.lineno}, "
+                           f"column {exc.colno})") from None
+        return (value if isinstance(value, list) else [value]), [], None
+    records: list[Any] = []
+    positions: list[int] = []
+    pre: list[Rejection] = []
+    for number, raw in enumerate(text.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            records.append(orjson.loads(raw))
+            positions.append(number - 1)
+        except orjson.JSONDecodeError as exc:
+            pre.append(Rejection(number - 1, number, None, f"not valid JSON ({exc.msg})"))
+    return records, pre, positions
+
+
+def create_app(config: ServerConfig, *, store: DuckDBStore | None = None) -> Starlette:
+    server = Server(config, store)
+
+    def route(path: str, name: str, handler: Any, methods: list[str]) -> Route:
+        async def endpoint(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except ApiError as exc:
+                response = error_response(exc.status, exc.code, exc.message)
+            except SlokitError as exc:
+                response = error_response(400, "invalid", str(exc))
+            except Exception as exc:  # the server never dies on a request
+                response = error_response(500, "internal", f"{type(exc).__name__}: {exc}")
+            server.metrics.requests.labels(name, str(response.status_code)).inc()
+            return response
+
+        return Route(path, endpoint, methods=methods, name=name)
+
+    routes = [
+        route("/healthz", "healthz", server.healthz, ["GET"]),
+        route("/metrics", "metrics", server.metrics_endpoint, ["GET"]),
+        route("/v1/events", "events", lambda r: server.ingest(r, "request"), ["POST"]),
+        route("/v1/scores", "scores", lambda r: server.ingest(r, "score"), ["POST"]),
+        route("/v1/annotations", "annotations", lambda r: server.ingest(r, "annotation"), ["POST"]),
+        route("/v1/traces", "traces", server.traces, ["POST"]),
+        route("/v1/status", "status", server.status, ["GET"]),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        server.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.server = server
+    return app
