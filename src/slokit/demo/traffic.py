@@ -48,6 +48,8 @@ import pyarrow.compute as pc
 
 from slokit.events.schema import ANNOTATION, ATTRIBUTES, OUTCOMES, REQUEST_EVENT, SCORE_EVENT, TS
 
+__all__ = ["DemoPlan", "Incident", "generate", "load_shape", "plan"]
+
 SERVICE = "llm-api"
 ROUTES = ("chat", "completion", "embedding", "rag")
 CHAT, COMPLETION, EMBEDDING, RAG = range(4)
@@ -158,7 +160,7 @@ def plan(end: datetime, days: int = 30, seed: int = 7) -> DemoPlan:
     ):
         day = (start + fraction * (end - start)).replace(hour=0, minute=0, second=0, microsecond=0)
         first = day + time + timedelta(hours=int(j))
-        incidents.append(Incident(kind, first, first + length, text, labels))
+        incidents.append(Incident(kind, first, first + length, text, dict(labels)))
     at = {i.kind: i for i in incidents}
     notes = [
         (at[k].end if at_end else at[k].start, kind, text, labels)

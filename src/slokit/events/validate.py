@@ -7,6 +7,7 @@ their `Rejection`. Good rows of a batch are always kept.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -270,16 +271,43 @@ def _derive_outcome(status: pa.Array) -> pa.Array:
     )
 
 
-def content_ids(table: pa.Table) -> pa.Array:
-    """Deterministic ids from record content, so re-ingesting a file dedupes."""
+_local = threading.local()
+
+
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB per thread, for vectorised hashing."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect()
+    return con
+
+
+def content_ids(table: pa.Table, lines: np.ndarray | None = None) -> pa.Array:
+    """Deterministic ids from record content, so re-ingesting a file dedupes.
+
+    Identical records must stay distinct events, so the id also takes the record's
+    line in its file, or, for API batches, its occurrence number among identical
+    records of the batch."""
     cols = [c for c in table.column_names if c != "event_id"]
     parts = ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '\\N')" for c in cols)
-    con = duckdb.connect()
+    data = table.select(cols).append_column(
+        "__salt", pa.array(lines if lines is not None else np.zeros(table.num_rows, np.int64))
+    ).append_column("__pos", pa.array(np.arange(table.num_rows)))
+    con = _scratch()
+    con.register("_content", data)
     try:
-        con.register("t", table.select(cols))
-        ids = con.sql(f"SELECT md5(concat_ws(chr(31), {parts})) FROM t").to_arrow_table()
+        if lines is not None:
+            sql = f"SELECT md5(concat_ws(chr(31), {parts}, 'line', __salt)) FROM _content"
+        else:
+            sql = (
+                f"SELECT CASE WHEN k = 0 THEN h ELSE md5(h || '#' || k) END FROM ("
+                f"SELECT __pos, h, row_number() OVER (PARTITION BY h ORDER BY __pos) - 1 AS k "
+                f"FROM (SELECT __pos, md5(concat_ws(chr(31), {parts})) AS h FROM _content)) "
+                "ORDER BY __pos"
+            )
+        ids = con.sql(sql).to_arrow_table()
     finally:
-        con.close()
+        con.unregister("_content")
     return ids.column(0).combine_chunks().cast(pa.string())
 
 
@@ -388,7 +416,8 @@ def validate(
         ordered = ordered.filter(pa.array(~bad))
     ids = ordered.column("event_id")
     if ids.null_count:
-        generated = content_ids(ordered)
+        kept_lines = None if line_arr is None else line_arr[~bad]
+        generated = content_ids(ordered, kept_lines)
         ordered = ordered.set_column(0, "event_id", pc.coalesce(ids, generated))
     return Validated(ordered.cast(schema), rejected)
 
