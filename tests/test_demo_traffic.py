@@ -310,8 +310,11 @@ def test_the_rollback_is_annotated_at_the_latency_regression_end(demo: DemoPlan)
 
 def test_scores_are_well_formed(scores: pa.Table) -> None:
     name, value, passed = (col(scores, c) for c in ("name", "value", "passed"))
-    judge = name == "judge.faithfulness"
+    judge = np.char.startswith(name.astype(str), "judge.")
     assert np.all((value >= 0) & (value <= 1))
+    route = col(scores, "route")
+    assert set(route[name == "judge.faithfulness"]) == {"rag"}
+    assert set(route[name == "judge.helpfulness"]) == {"chat", "completion"}
     assert np.array_equal(passed[judge], value[judge] >= 0.7)
     assert set(value[~judge]) == {0.0, 1.0} and np.array_equal(passed[~judge], value[~judge] == 1)
     assert set(col(scores, "source")) == {"judge", "feedback"}

@@ -26,6 +26,8 @@ openslo_app = typer.Typer(help="Convert between slokit specs and OpenSLO v1.", n
 app.add_typer(openslo_app, name="openslo")
 
 out = Console(highlight=False)
+if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+    out = Console(highlight=False, width=160)
 err = Console(stderr=True, highlight=False)
 
 DbOpt = Annotated[

@@ -26,7 +26,8 @@ The shape of the traffic (service `llm-api`):
   noisy tenant, grows with load), shed (503) for bronze above 1.4x load, error 0.05%
   (500), timeout 0.02% (504, latency 60 s), cancelled 0.1% (499, partial output, billed).
   Rejected requests (400/429/503) have null tokens, queue and ttft and cost 0.
-- Scores: 5% of ok chat/completion/rag requests get `judge.faithfulness` (pass = value
+- Scores: 5% of ok chat/completion/rag requests get a judge score, `judge.faithfulness`
+  on rag and `judge.helpfulness` on chat and completion (pass = value
   >= 0.7, 95% pass), another 2% get `user.thumbs` (value 1/0, 90% up).
 
 Determinism: each UTC hour is drawn from its own generator seeded by `(seed, epoch
@@ -59,7 +60,7 @@ TIERS = ("gold", "silver", "bronze")
 REGIONS = ("us-east-1", "eu-west-1")
 DEPLOYMENTS = ("v1.4.2", "v1.5.0")
 PROMPTS = ("rag-v3", "rag-v4")
-SCORE_NAMES = ("judge.faithfulness", "user.thumbs")
+SCORE_NAMES = ("judge.faithfulness", "user.thumbs", "judge.helpfulness")
 SCORE_SOURCES = ("judge", "feedback")
 
 _ROUTE_CUM = np.array([0.50, 0.65, 0.85, 1.0])
@@ -357,7 +358,7 @@ def _hour(hour: int, windows: dict[str, tuple[int, int]], rate: float, seed: int
             pa.array(score_ts.view("datetime64[us]"), type=TS),
             request_id,
             pa.repeat(SERVICE, rows.size),
-            _take(SCORE_NAMES, kind),
+            _take(SCORE_NAMES, np.where((kind == 0) & (route[rows] != RAG), 2, kind)),
             pa.array(value),
             pa.array(passed),
             _take(SCORE_SOURCES, kind),

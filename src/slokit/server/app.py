@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -80,7 +81,9 @@ class Server:
             return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), self.config.token):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self.config.token.encode()
+        ):  # bytes: compare_digest refuses non-ASCII str (a 500, not a 401)
             raise ApiError(401, "unauthorized",
                            "missing or wrong bearer token; send `Authorization: Bearer <token>`")
 
@@ -110,6 +113,9 @@ class Server:
             if len(body) > limit:
                 raise ApiError(413, "body_too_large",
                                f"decompressed body exceeds the limit of {limit} bytes")
+            if not d.eof:  # a cut-off stream would otherwise store a prefix of the batch
+                raise ApiError(400, "bad_encoding",
+                               f"cannot decompress {encoding} body: the stream is truncated")
         elif encoding not in ("", "identity"):
             raise ApiError(415, "unsupported_encoding",
                            f"content-encoding {encoding!r} is not supported; use gzip or none")
@@ -216,19 +222,22 @@ def parse_records(
     text = body.strip()
     if not text:
         raise ApiError(400, "empty_body", "the body is empty; send a JSON array or NDJSON")
-    ndjson = "ndjson" in content_type or "jsonl" in content_type or not text.startswith(b"[")
-    if not ndjson or (text.startswith(b"{") and b"\n" not in text):
+    if "ndjson" not in content_type and "jsonl" not in content_type:
+        # One JSON document first: a pretty-printed object spans lines but is no NDJSON.
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "bad_json",
-                           f"body is not valid JSON ({exc.msg} at line {exc.lineno}, "
-                           f"column {exc.colno})") from None
-        return (value if isinstance(value, list) else [value]), [], None
+            if text.startswith(b"[") or (text.startswith(b"{") and b"\n" not in text):
+                raise ApiError(400, "bad_json",
+                               f"body is not valid JSON ({exc.msg} at line {exc.lineno}, "
+                               f"column {exc.colno})") from None
+        else:
+            return (value if isinstance(value, list) else [value]), [], None
     records: list[Any] = []
     positions: list[int] = []
     pre: list[Rejection] = []
-    for number, raw in enumerate(text.split(b"\n"), start=1):
+    # Split the body as sent, not stripped, so line numbers count leading blank lines.
+    for number, raw in enumerate(body.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -271,6 +280,18 @@ def create_app(config: ServerConfig, *, store: DuckDBStore | None = None) -> Sta
         yield
         server.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # Unknown paths and wrong methods get the one error shape too, not plain text.
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        response = error_response(
+            exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}"
+        )
+        response.headers.update(exc.headers or {})
+        return response
+
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
     app.state.server = server
     return app
