@@ -109,7 +109,8 @@ class Server:
                 d = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)
                 body = d.decompress(body, limit + 1)
             except (zlib.error, gzip.BadGzipFile) as exc:
-                raise ApiError(400, "bad_encoding", f"cannot decompress {encoding} body: {exc}") from exc
+                raise ApiError(400, "bad_encoding",
+                               f"cannot decompress {encoding} body: {exc}") from exc
             if len(body) > limit:
                 raise ApiError(413, "body_too_large",
                                f"decompressed body exceeds the limit of {limit} bytes")
@@ -158,7 +159,8 @@ class Server:
         try:
             export = otlp.decode_export_request(body, content_type)
         except InputError as exc:
-            raise ApiError(415 if "content type" in str(exc) else 400, "bad_otlp", str(exc)) from exc
+            status = 415 if "content type" in str(exc) else 400
+            raise ApiError(status, "bad_otlp", str(exc)) from exc
         records, span_rejections = otlp.spans_to_records(export)
         checked = await asyncio.to_thread(validate_records, records, "request")
         if checked.table.num_rows:

@@ -24,16 +24,24 @@ SOURCE_TYPE = "slokit"  # metricSource.type whose spec carries a slokit SLI
 EXCLUSIONS_KEY = "slokit.dev/exclusions"  # annotation: JSON list of slokit exclusions
 MIN_EVENTS_KEY = "slokit.dev/min-events"  # annotation: slokit's `min_events`
 DEFAULT_MIN_EVENTS = 10  # slokit/v1 `defaults.min_events`
-BUDGETING = {"occurrences": "Occurrences", "timeslices": "Timeslices",
-             "ratio_timeslices": "RatioTimeslices"}
+BUDGETING = {
+    "occurrences": "Occurrences",
+    "timeslices": "Timeslices",
+    "ratio_timeslices": "RatioTimeslices",
+}
 CALENDAR_DURATIONS = {"week": "1w", "month": "1M", "quarter": "1Q"}
 # OpenSLO wants a start for calendar windows; these are aligned as slokit aligns its
 # periods (ISO weeks start on Monday; 2020-01-06 is one), so they import back silently.
-CALENDAR_STARTS = {"week": "2020-01-06 00:00:00", "month": "2020-01-01 00:00:00",
-                   "quarter": "2020-01-01 00:00:00"}
+CALENDAR_STARTS = {
+    "week": "2020-01-06 00:00:00",
+    "month": "2020-01-01 00:00:00",
+    "quarter": "2020-01-01 00:00:00",
+}
 # Per-slice threshold kinds become a thresholdMetric with this objective `op`/`value`.
-THRESHOLD_KINDS = {"latency_percentile": ("lte", "threshold_ms"),
-                   "throughput": ("gte", "min_per_second")}
+THRESHOLD_KINDS = {
+    "latency_percentile": ("lte", "threshold_ms"),
+    "throughput": ("gte", "min_per_second"),
+}
 _RFC1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -56,8 +64,10 @@ def export_openslo(spec: model.Spec) -> tuple[str, list[str]]:
 
 
 def _name_note(kind: str, name: str) -> str:
-    return (f"{kind}/{name}: the name is not an RFC 1123 label (lowercase letters, digits "
-            "and '-', at most 63); some OpenSLO tools reject it")
+    return (
+        f"{kind}/{name}: the name is not an RFC 1123 label (lowercase letters, digits "
+        "and '-', at most 63); some OpenSLO tools reject it"
+    )
 
 
 def _doc(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
@@ -73,8 +83,13 @@ def _sli_doc(slo: model.SLO) -> dict[str, Any]:
     if slo.sli.kind in THRESHOLD_KINDS:
         body: dict[str, Any] = {"thresholdMetric": _source(slo, None)}
     else:
-        body = {"ratioMetric": {"counter": False, "good": _source(slo, "good"),
-                                "total": _source(slo, "valid")}}
+        body = {
+            "ratioMetric": {
+                "counter": False,
+                "good": _source(slo, "good"),
+                "total": _source(slo, "valid"),
+            }
+        }
     return _doc("SLI", {"name": slo.name}, body)
 
 
@@ -101,7 +116,8 @@ def _slo_doc(slo: model.SLO, notes: list[str]) -> dict[str, Any]:
         notes.append(
             f"SLO/{slo.name}: {n} maintenance exclusion{'s' if n != 1 else ''} carried in "
             f"annotation {EXCLUSIONS_KEY}; OpenSLO v1 has no exclusions, so other tools "
-            "will count that time")
+            "will count that time"
+        )
     if slo.min_events != DEFAULT_MIN_EVENTS:
         annotations[MIN_EVENTS_KEY] = str(slo.min_events)
     if annotations:
@@ -109,7 +125,8 @@ def _slo_doc(slo: model.SLO, notes: list[str]) -> dict[str, Any]:
     if slo.sli.kind == "composite":
         notes.append(
             f"SLO/{slo.name}: composite SLO exported as a `slokit` metric source; OpenSLO v1 "
-            "has no composite SLOs, so only slokit can evaluate it")
+            "has no composite SLOs, so only slokit can evaluate it"
+        )
     body: dict[str, Any] = {"description": slo.description} if slo.description else {}
     body["service"] = slo.service
     body["indicatorRef"] = slo.name
@@ -123,8 +140,11 @@ def _window(w: model.WindowSpec) -> dict[str, Any]:
     # A rolling window's time zone has no effect in slokit and no field in OpenSLO.
     if w.kind == "rolling":
         return {"duration": format_minutes(w.minutes), "isRolling": True}
-    return {"duration": CALENDAR_DURATIONS[w.unit], "isRolling": False,
-            "calendar": {"startTime": CALENDAR_STARTS[w.unit], "timeZone": w.timezone}}
+    return {
+        "duration": CALENDAR_DURATIONS[w.unit],
+        "isRolling": False,
+        "calendar": {"startTime": CALENDAR_STARTS[w.unit], "timeZone": w.timezone},
+    }
 
 
 def _objective(slo: model.SLO) -> dict[str, Any]:
@@ -221,5 +241,11 @@ _Dumper.add_representer(str, _str)
 
 def dump_yaml(docs: list[dict[str, Any]], *, explicit_start: bool = True) -> str:
     """Documents in the order their keys were built, each starting with `---`."""
-    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, explicit_start=explicit_start,
-                         allow_unicode=True, width=1000)
+    return yaml.dump_all(
+        docs,
+        Dumper=_Dumper,
+        sort_keys=False,
+        explicit_start=explicit_start,
+        allow_unicode=True,
+        width=1000,
+    )

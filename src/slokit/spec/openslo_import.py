@@ -1,5 +1,4 @@
-"""OpenSLO v1 documents -> a `slokit/v1` spec: parse -> check each document -> index by
-kind -> map each SLO -> check the result with `slokit.spec.loads`.
+"""One OpenSLO v1 SLO document -> `slokit/v1` SLOs (one per objective), as plain data.
 
 Indicators whose metricSource is `type: slokit` map back exactly. Any other source
 (Prometheus, Datadog, ...) cannot be evaluated from slokit's event store, so it becomes a
@@ -17,44 +16,28 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from slokit.core.durations import parse_minutes
 from slokit.errors import SpecError
-from slokit.spec import v1
-from slokit.spec.load import loads
-from slokit.spec.openslo_export import (
-    API_VERSION,
-    EXCLUSIONS_KEY,
-    MIN_EVENTS_KEY,
-    SOURCE_TYPE,
-    dump_yaml,
-    num,
-)
+from slokit.spec.openslo_export import BUDGETING, EXCLUSIONS_KEY, MIN_EVENTS_KEY, SOURCE_TYPE, num
 
-KINDS = ("SLO", "SLI", "Service", "DataSource", "AlertPolicy", "AlertCondition",
-         "AlertNotificationTarget")
-NOT_IMPORTED = {
-    "DataSource": "slokit evaluates SLIs from its own event store",
-    "AlertPolicy": "slokit specs have no alerting section yet",
-    "AlertCondition": "slokit specs have no alerting section yet",
-    "AlertNotificationTarget": "slokit specs have no alerting section yet",
-}
-METHODS = {"Occurrences": "occurrences", "Timeslices": "timeslices",
-           "RatioTimeslices": "ratio_timeslices"}
+ALERTING = "slokit specs have no alerting section yet"
+METHODS = {openslo: ours for ours, openslo in BUDGETING.items()}
 # OpenSLO duration shorthand: m h d w M Q Y. Calendar windows slokit has, by duration:
 CALENDARS = {"1w": "week", "7d": "week", "1M": "month", "1Q": "quarter", "3M": "quarter"}
-ALIGNED = {"week": "Monday 00:00", "month": "the 1st at 00:00",
-           "quarter": "1 January, April, July or October at 00:00"}
+ALIGNED = {
+    "week": "Monday 00:00",
+    "month": "the 1st at 00:00",
+    "quarter": "1 January, April, July or October at 00:00",
+}
 ROLLING_DAYS = {"M": 30, "Q": 90, "Y": 365}  # the OpenSLO Go SDK's reading of M, Q, Y
 _SHORTHAND = re.compile(r"^(\d+)([mhdwMQY])$")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
-HEADER = ("# slokit spec imported from OpenSLO v1 by `slokit openslo import`.\n"
-          "# The notes printed by the import list what did not map; check: slokit validate\n")
 
 
 @dataclass(frozen=True)
-class _Doc:
+class Doc:
+    """One OpenSLO document; errors about it name it: `SLO/checkout: spec.service: ...`."""
+
     kind: str
     name: str
     data: dict[str, Any]
@@ -74,97 +57,8 @@ class _Doc:
         return SpecError(f"{self.label}: {field}: {message}")
 
 
-def import_openslo(text: str) -> tuple[str, list[str]]:
-    """slokit/v1 YAML for the OpenSLO documents in `text`, and notes on what did not map."""
-    notes: list[str] = []
-    slis: dict[str, _Doc] = {}
-    slos: list[_Doc] = []
-    services: list[_Doc] = []
-    for doc in _parse(text):
-        if doc.kind == "SLI":
-            if doc.name in slis:
-                raise doc.fail("metadata.name", "a second SLI with this name")
-            slis[doc.name] = doc
-        elif doc.kind == "SLO":
-            slos.append(doc)
-        elif doc.kind == "Service":
-            services.append(doc)
-        else:
-            notes.append(f"{doc.label}: not imported; {NOT_IMPORTED[doc.kind]}")
-    if not slos:
-        raise SpecError("no SLO documents: a slokit spec needs at least one `kind: SLO`")
-    service = _service(slos, services)
-    out: dict[str, Any] = {"apiVersion": v1.API_VERSION, "service": service}
-    for s in services:
-        if s.name != service:
-            notes.append(f"{s.label}: not imported; no SLO in this file belongs to it")
-        elif isinstance(s.data.get("spec"), dict) and s.spec.get("description"):
-            out["description"] = str(s.spec["description"])
-    out["slos"] = [slo for doc in slos for slo in _slo(doc, slis, notes)]
-    result = HEADER + dump_yaml([out], explicit_start=False)
-    try:
-        loads(result, source="<imported from OpenSLO>")
-    except SpecError as exc:
-        raise SpecError(f"the OpenSLO documents convert to an invalid slokit spec: {exc}",
-                        exc.problems) from exc
-    return result, notes
-
-
-def _parse(text: str) -> list[_Doc]:
-    docs: list[_Doc] = []
-    n = 0
-    try:
-        for n, data in enumerate(yaml.safe_load_all(text), 1):
-            if data is not None:
-                docs.append(_check(n, data))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"document {n + 1}: not valid YAML{where}: {problem}") from exc
-    return docs
-
-
-def _check(n: int, data: Any) -> _Doc:
-    if not isinstance(data, dict):
-        raise SpecError(f"document {n}: expected a mapping with apiVersion, kind, metadata "
-                        f"and spec, got {type(data).__name__}")
-    kind, meta = data.get("kind"), data.get("metadata")
-    name = meta.get("name") if isinstance(meta, dict) else None
-    label = f"{kind}/{name}" if kind and name else f"document {n}"
-    version = data.get("apiVersion")
-    if version != API_VERSION:
-        hint = "; this is already a slokit spec" if version == v1.API_VERSION else ""
-        raise SpecError(f"{label}: apiVersion: expected {API_VERSION!r}, got {version!r}{hint}")
-    if kind not in KINDS:
-        raise SpecError(f"{label}: kind: unknown kind {kind!r}; OpenSLO v1 kinds: "
-                        + ", ".join(KINDS))
-    if not isinstance(name, str) or not name:
-        raise SpecError(f"document {n} ({kind}): metadata.name: required field is missing")
-    return _Doc(kind, name, data)
-
-
-def _service(slos: list[_Doc], services: list[_Doc]) -> str:
-    """The one service the SLOs belong to: a slokit spec describes one service."""
-    first: tuple[str, _Doc] | None = None
-    for doc in slos:
-        name = doc.spec.get("service")
-        if name is None and len(services) == 1:
-            name = services[0].name
-        if not isinstance(name, str) or not name:
-            raise doc.fail("spec.service", "required field is missing")
-        if first is None:
-            first = (name, doc)
-        elif name != first[0]:
-            raise doc.fail("spec.service", (
-                f"{name!r} differs from {first[0]!r} of {first[1].label}; a slokit spec holds "
-                "one service, so split the file per service"))
-    assert first is not None
-    return first[0]
-
-
-def _slo(doc: _Doc, slis: dict[str, _Doc], notes: list[str]) -> list[dict[str, Any]]:
-    """One slokit SLO per objective of an OpenSLO SLO."""
+def slo_to_v1(doc: Doc, slis: dict[str, Doc], notes: list[str]) -> list[dict[str, Any]]:
+    """`slokit/v1` SLOs for an OpenSLO SLO document, one per objective."""
     spec = doc.spec
     name = _NOT_NAME.sub("-", doc.name).lstrip("_.-")[:100] or "slo"
     if name != doc.name:
@@ -178,25 +72,29 @@ def _slo(doc: _Doc, slis: dict[str, _Doc], notes: list[str]) -> list[dict[str, A
         _, field, first = sources[0]
         body = first.get("spec")
         if not isinstance(body, dict) or not isinstance(body.get("sli"), dict):
-            raise where.doc.fail(f"{field}.metricSource.spec.sli",
-                                 "required for a metricSource of type slokit")
+            raise where.doc.fail(
+                f"{field}.metricSource.spec.sli", "required for a metricSource of type slokit"
+            )
         base["sli"] = body["sli"]
         for key in ("filter", "group_by"):
             if body.get(key):
                 base[key] = body[key]
     else:
         types = sorted({str(src.get("type") or "untyped") for _, _, src in sources})
-        notes.append(f"{doc.label}: the {', '.join(types)} indicator was not translated; "
-                     "imported as a default availability SLI with its queries in the "
-                     "description; review it")
+        notes.append(
+            f"{doc.label}: the {', '.join(types)} indicator was not translated; "
+            "imported as a default availability SLI with its queries in the "
+            "description; review it"
+        )
         base["sli"] = {"availability": {}}
     if spec.get("alertPolicies"):
-        notes.append(f"{doc.label}: spec.alertPolicies not imported; {NOT_IMPORTED['AlertPolicy']}")
+        notes.append(f"{doc.label}: spec.alertPolicies not imported; {ALERTING}")
     window = _window(doc, spec, notes)
     method = spec.get("budgetingMethod")
     if method not in METHODS:
-        raise doc.fail("spec.budgetingMethod", f"expected one of {', '.join(METHODS)}, "
-                       f"got {method!r}")
+        raise doc.fail(
+            "spec.budgetingMethod", f"expected one of {', '.join(METHODS)}, got {method!r}"
+        )
     base.update(_metadata(doc))
     objectives = spec.get("objectives")
     if not isinstance(objectives, list) or not objectives:
@@ -216,8 +114,10 @@ def _slo(doc: _Doc, slis: dict[str, _Doc], notes: list[str]) -> list[dict[str, A
         if isinstance(cost, dict) and cost.get("mean_usd") is not None:
             tolerance = cost.get("tolerance")
             if isinstance(tolerance, int | float) and abs(100 - tolerance - target) > 1e-9:
-                notes.append(f"{doc.label}: objective target {target:g}% ignored; a unit-cost "
-                             "SLO's budget is its tolerance")
+                notes.append(
+                    f"{doc.label}: objective target {target:g}% ignored; a unit-cost "
+                    "SLO's budget is its tolerance"
+                )
         else:
             slo["objective"] = num(target)
         if window is not None:
@@ -228,8 +128,10 @@ def _slo(doc: _Doc, slis: dict[str, _Doc], notes: list[str]) -> list[dict[str, A
         slo.update(copy.deepcopy(base))
         out.append(slo)
     if len(out) > 1:
-        notes.append(f"{doc.label}: {len(out)} objectives became {len(out)} slokit SLOs: "
-                     + ", ".join(s["name"] for s in out))
+        notes.append(
+            f"{doc.label}: {len(out)} objectives became {len(out)} slokit SLOs: "
+            + ", ".join(s["name"] for s in out)
+        )
     return out
 
 
@@ -237,11 +139,11 @@ def _slo(doc: _Doc, slis: dict[str, _Doc], notes: list[str]) -> list[dict[str, A
 class _Where:
     """Where an indicator was found: an SLI document, or inline in an SLO."""
 
-    doc: _Doc
+    doc: Doc
     path: str
 
 
-def _indicator(doc: _Doc, spec: dict[str, Any], slis: dict[str, _Doc]) -> tuple[_Where, Any]:
+def _indicator(doc: Doc, spec: dict[str, Any], slis: dict[str, Doc]) -> tuple[_Where, Any]:
     inline, ref = spec.get("indicator"), spec.get("indicatorRef")
     if inline is not None and ref is not None:
         raise doc.fail("spec", "give `indicator` or `indicatorRef`, not both")
@@ -269,8 +171,9 @@ def _sources(where: _Where, indicator: dict[str, Any]) -> list[Source]:
         path = f"{where.path}.ratioMetric"
         if not isinstance(ratio, dict):
             raise where.doc.fail(path, "expected a mapping")
-        metrics = [(r, f"{path}.{r}", ratio[r]) for r in ("good", "bad", "total", "raw")
-                   if ratio.get(r)]
+        metrics = [
+            (r, f"{path}.{r}", ratio[r]) for r in ("good", "bad", "total", "raw") if ratio.get(r)
+        ]
         if not metrics:
             raise where.doc.fail(path, "give `good` or `bad` with `total`, or `raw`")
     out = []
@@ -287,8 +190,11 @@ def _foreign(description: str, sources: list[Source], objective: dict[str, Any])
     lines.append("Imported from OpenSLO; this indicator was not translated, review it:")
     for role, _, src in sources:
         spec = src.get("spec")
-        query = spec["query"] if isinstance(spec, dict) and list(spec) == ["query"] else (
-            json.dumps(spec, sort_keys=True, default=str))
+        query = (
+            spec["query"]
+            if isinstance(spec, dict) and list(spec) == ["query"]
+            else (json.dumps(spec, sort_keys=True, default=str))
+        )
         kind = src.get("type") or "?"
         ref = f", DataSource {src['metricSourceRef']}" if src.get("metricSourceRef") else ""
         lines.append(f"  {role} ({kind}{ref}): {query}")
@@ -301,7 +207,7 @@ def _slug(text: Any) -> str:
     return _NOT_NAME.sub("-", str(text or "").lower().replace(" ", "-")).strip("-_.")
 
 
-def _target(doc: _Doc, i: int, obj: dict[str, Any]) -> float:
+def _target(doc: Doc, i: int, obj: dict[str, Any]) -> float:
     """The objective in percent, from `target` (0..1) or `targetPercent` (0..100)."""
     target, pct = obj.get("target"), obj.get("targetPercent")
     field = f"spec.objectives[{i}]"
@@ -318,7 +224,7 @@ def _target(doc: _Doc, i: int, obj: dict[str, Any]) -> float:
     return percent
 
 
-def _budgeting(doc: _Doc, i: int, obj: dict[str, Any], method: str) -> dict[str, Any] | None:
+def _budgeting(doc: Doc, i: int, obj: dict[str, Any], method: str) -> dict[str, Any] | None:
     if method == "occurrences":
         return None
     field = f"spec.objectives[{i}]"
@@ -327,21 +233,24 @@ def _budgeting(doc: _Doc, i: int, obj: dict[str, Any], method: str) -> dict[str,
     try:
         parse_minutes(str(slice_))
     except ValueError:
-        raise doc.fail(f"{field}.timeSliceWindow", (
-            f"{window!r} is not a slice slokit can use; give minutes, hours, days or weeks "
-            "like 5m")) from None
+        raise doc.fail(
+            f"{field}.timeSliceWindow",
+            f"{window!r} is not a slice slokit can use; give minutes, hours, days or weeks like 5m",
+        ) from None
     out: dict[str, Any] = {"method": method, "slice": slice_}
     if method == "timeslices":
         target = obj.get("timeSliceTarget")
         if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
-            raise doc.fail(f"{field}.timeSliceTarget", (
+            raise doc.fail(
+                f"{field}.timeSliceTarget",
                 f"Timeslices needs a number strictly between 0 and 1 (slokit slice targets "
-                f"are below 100%), got {target!r}"))
+                f"are below 100%), got {target!r}",
+            )
         out["slice_target"] = num(round(target * 100, 10))
     return out
 
 
-def _window(doc: _Doc, spec: dict[str, Any], notes: list[str]) -> Any:
+def _window(doc: Doc, spec: dict[str, Any], notes: list[str]) -> Any:
     """`30d` or `{calendar: month, timezone: ...}`; None keeps slokit's default window."""
     windows = spec.get("timeWindow")
     if not windows:
@@ -353,32 +262,42 @@ def _window(doc: _Doc, spec: dict[str, Any], notes: list[str]) -> Any:
     duration, calendar = str(w.get("duration")), w.get("calendar")
     match = _SHORTHAND.match(duration)
     if not match or int(match.group(1)) == 0:
-        raise doc.fail(f"{field}.duration", (
-            f"expected an OpenSLO duration like 30d or 1M, got {w.get('duration')!r}"))
+        raise doc.fail(
+            f"{field}.duration",
+            f"expected an OpenSLO duration like 30d or 1M, got {w.get('duration')!r}",
+        )
     count, unit = int(match.group(1)), match.group(2)
     if w.get("isRolling", calendar is None):
         if unit not in ROLLING_DAYS:
             return duration
         days = f"{count * ROLLING_DAYS[unit]}d"
-        notes.append(f"{doc.label}: rolling timeWindow {duration} read as {days}; slokit "
-                     "rolling windows are minutes to weeks")
+        notes.append(
+            f"{doc.label}: rolling timeWindow {duration} read as {days}; slokit "
+            "rolling windows are minutes to weeks"
+        )
         return days
     if duration not in CALENDARS:
-        raise doc.fail(f"{field}.duration", (
+        raise doc.fail(
+            f"{field}.duration",
             f"a calendar window of {duration} has no slokit equivalent; slokit calendar "
-            f"windows are {', '.join(CALENDARS)}"))
+            f"windows are {', '.join(CALENDARS)}",
+        )
     period = CALENDARS[duration]
     cal = calendar if isinstance(calendar, dict) else {}
     tz = str(cal.get("timeZone") or "UTC")
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise doc.fail(f"{field}.calendar.timeZone", (
-            f"unknown time zone {tz!r}; use an IANA name like Europe/Berlin")) from None
+        raise doc.fail(
+            f"{field}.calendar.timeZone",
+            f"unknown time zone {tz!r}; use an IANA name like Europe/Berlin",
+        ) from None
     start = cal.get("startTime")
     if start is not None and not _aligned(start, period):
-        notes.append(f"{doc.label}: calendar startTime {start} ignored; slokit {period} "
-                     f"windows start on {ALIGNED[period]} ({tz})")
+        notes.append(
+            f"{doc.label}: calendar startTime {start} ignored; slokit {period} "
+            f"windows start on {ALIGNED[period]} ({tz})"
+        )
     return {"calendar": period, "timezone": tz}
 
 
@@ -394,7 +313,7 @@ def _aligned(start: Any, period: str) -> bool:
     return moment.day == 1 and (period == "month" or moment.month in (1, 4, 7, 10))
 
 
-def _metadata(doc: _Doc) -> dict[str, Any]:
+def _metadata(doc: Doc) -> dict[str, Any]:
     """min_events, labels and exclusions from metadata; other annotations are not ours."""
     meta = doc.data["metadata"]
     out: dict[str, Any] = {}
@@ -406,17 +325,22 @@ def _metadata(doc: _Doc) -> dict[str, Any]:
         try:
             out["min_events"] = int(annotations[MIN_EVENTS_KEY])
         except (TypeError, ValueError):
-            raise doc.fail(f"metadata.annotations.{MIN_EVENTS_KEY}", (
-                f"expected a whole number, got {annotations[MIN_EVENTS_KEY]!r}")) from None
+            raise doc.fail(
+                f"metadata.annotations.{MIN_EVENTS_KEY}",
+                f"expected a whole number, got {annotations[MIN_EVENTS_KEY]!r}",
+            ) from None
     if labels:
-        out["labels"] = {str(k): ",".join(map(str, v)) if isinstance(v, list) else str(v)
-                         for k, v in labels.items()}
+        out["labels"] = {
+            str(k): ",".join(map(str, v)) if isinstance(v, list) else str(v)
+            for k, v in labels.items()
+        }
     if EXCLUSIONS_KEY in annotations:
         try:
             exclusions = json.loads(annotations[EXCLUSIONS_KEY])
         except (TypeError, ValueError) as exc:
-            raise doc.fail(f"metadata.annotations.{EXCLUSIONS_KEY}",
-                           f"not a JSON list: {exc}") from None
+            raise doc.fail(
+                f"metadata.annotations.{EXCLUSIONS_KEY}", f"not a JSON list: {exc}"
+            ) from None
         if not isinstance(exclusions, list):
             raise doc.fail(f"metadata.annotations.{EXCLUSIONS_KEY}", "not a JSON list")
         out["exclusions"] = exclusions
