@@ -31,8 +31,11 @@ def _line(**changes: object) -> str:
     ("line", "reason"),
     [
         pytest.param(_line(ts=None), "missing `ts`", id="missing ts"),
-        pytest.param(_line(latency_ms=-5), "`latency_ms` is negative (-5.0); must be >= 0",
-                     id="negative latency"),
+        pytest.param(
+            _line(latency_ms=-5),
+            "`latency_ms` is negative (-5.0); must be >= 0",
+            id="negative latency",
+        ),
         pytest.param(
             _line(outcome="exploded"),
             "unknown `outcome` value 'exploded'; valid: ok, error, timeout, cancelled, shed, "
@@ -45,20 +48,31 @@ def _line(**changes: object) -> str:
             "epoch seconds",
             id="unparseable timestamp",
         ),
-        pytest.param(_line(input_tokens=1.5), "`input_tokens` must be a whole number, got 1.5",
-                     id="fractional tokens"),
-        pytest.param(_line(http_status=700), "`http_status` must be 100..599, got 700",
-                     id="impossible http status"),
-        pytest.param("{not json", "not valid JSON (unexpected character, expected a string key at column 2)",
-                     id="malformed line"),
+        pytest.param(
+            _line(input_tokens=1.5),
+            "`input_tokens` must be a whole number, got 1.5",
+            id="fractional tokens",
+        ),
+        pytest.param(
+            _line(http_status=700),
+            "`http_status` must be 100..599, got 700",
+            id="impossible http status",
+        ),
+        pytest.param(
+            "{not json",
+            "not valid JSON (unexpected character, expected a string key at column 2)",
+            id="malformed line",
+        ),
         pytest.param("[1, 2]", "expected a JSON object, got list", id="not an object"),
     ],
 )
 def test_a_bad_jsonl_record_is_reported_and_the_rest_kept(
     store: DuckDBStore, tmp_path: Path, line: str, reason: str
 ) -> None:
-    path = _jsonl(tmp_path / "events.jsonl",
-                  [_line(latency_ms=1), line, _line(latency_ms=3, ts="2026-11-01T12:00:01Z")])
+    path = _jsonl(
+        tmp_path / "events.jsonl",
+        [_line(latency_ms=1), line, _line(latency_ms=3, ts="2026-11-01T12:00:01Z")],
+    )
     report = ingest_file(store, path)
     assert (report.accepted, report.rejected) == (2, 1)
     assert [(r.line, r.reason) for r in report.rejections] == [(2, reason)]
@@ -98,12 +112,14 @@ def test_csv_reports_rows_by_line_and_maps_extra_columns_to_attributes(
 
 
 def test_parquet_rows_are_numbered(store: DuckDBStore, tmp_path: Path) -> None:
-    table = pa.table({
-        "ts": pa.array([1762000000.0, None, 1762000002.0]),
-        "service": ["chat", "chat", "chat"],
-        "outcome": ["ok", "ok", "timeout"],
-        "ttft_ms": [10.0, 20.0, -1.0],
-    })
+    table = pa.table(
+        {
+            "ts": pa.array([1762000000.0, None, 1762000002.0]),
+            "service": ["chat", "chat", "chat"],
+            "outcome": ["ok", "ok", "timeout"],
+            "ttft_ms": [10.0, 20.0, -1.0],
+        }
+    )
     path = tmp_path / "e.parquet"
     pq.write_table(table, path)
     report = ingest_file(store, path)
@@ -114,16 +130,22 @@ def test_parquet_rows_are_numbered(store: DuckDBStore, tmp_path: Path) -> None:
 def test_outcome_is_derived_from_http_status_when_missing(
     store: DuckDBStore, tmp_path: Path
 ) -> None:
-    lines = [_line(outcome=None, http_status=s, ts=f"2026-11-01T12:00:0{i}Z")
-             for i, s in enumerate((200, 429, 404, 503, 504))]
+    lines = [
+        _line(outcome=None, http_status=s, ts=f"2026-11-01T12:00:0{i}Z")
+        for i, s in enumerate((200, 429, 404, 503, 504))
+    ]
     ingest_file(store, _jsonl(tmp_path / "e.jsonl", lines))
     got = store.query("SELECT http_status, outcome FROM request_events ORDER BY ts").to_pylist()
     assert [r["outcome"] for r in got] == ["ok", "rate_limited", "client_error", "error", "timeout"]
 
 
 def test_timestamps_in_several_forms_are_all_utc(store: DuckDBStore, tmp_path: Path) -> None:
-    lines = [_line(ts=t, event_id=str(i)) for i, t in enumerate(
-        ("2026-11-01T13:00:00+01:00", "2026-11-01T12:00:00", 1793534400, "1793534400.5"))]
+    lines = [
+        _line(ts=t, event_id=str(i))
+        for i, t in enumerate(
+            ("2026-11-01T13:00:00+01:00", "2026-11-01T12:00:00", 1793534400, "1793534400.5")
+        )
+    ]
     report = ingest_file(store, _jsonl(tmp_path / "e.jsonl", lines))
     assert report.rejected == 0
     got = store.query("SELECT epoch(ts) AS e FROM request_events ORDER BY event_id").to_pylist()
@@ -158,16 +180,44 @@ def test_a_large_jsonl_file_goes_through_blocks_with_one_bad_line(
 
 
 def test_score_and_annotation_files(store: DuckDBStore, tmp_path: Path) -> None:
-    scores = _jsonl(tmp_path / "s.jsonl", [
-        json.dumps({"ts": "2026-11-01T12:00:00Z", "service": "chat", "name": "judge.x",
-                    "value": 0.9, "passed": True, "source": "judge"}),
-        json.dumps({"ts": "2026-11-01T12:00:00Z", "service": "chat", "name": "judge.x",
-                    "source": "robot"}),
-    ])
+    scores = _jsonl(
+        tmp_path / "s.jsonl",
+        [
+            json.dumps(
+                {
+                    "ts": "2026-11-01T12:00:00Z",
+                    "service": "chat",
+                    "name": "judge.x",
+                    "value": 0.9,
+                    "passed": True,
+                    "source": "judge",
+                }
+            ),
+            json.dumps(
+                {
+                    "ts": "2026-11-01T12:00:00Z",
+                    "service": "chat",
+                    "name": "judge.x",
+                    "source": "robot",
+                }
+            ),
+        ],
+    )
     report = ingest_file(store, scores, kind="score")
     assert report.accepted == 1
     assert report.rejections[0].reason.startswith("unknown `source` value 'robot'")
-    notes = _jsonl(tmp_path / "a.jsonl", [json.dumps(
-        {"ts": "2026-11-01T12:00:00Z", "service": "chat", "kind": "deploy", "text": "v1.2.3"})])
+    notes = _jsonl(
+        tmp_path / "a.jsonl",
+        [
+            json.dumps(
+                {
+                    "ts": "2026-11-01T12:00:00Z",
+                    "service": "chat",
+                    "kind": "deploy",
+                    "text": "v1.2.3",
+                }
+            )
+        ],
+    )
     assert ingest_file(store, notes, kind="annotation").accepted == 1
     assert store.annotations("chat").column("text").to_pylist() == ["v1.2.3"]

@@ -298,6 +298,24 @@ def test_import_renames_what_slokit_names_cannot_hold() -> None:
     )
 
 
+def test_import_numbers_objectives_whose_names_repeat_or_are_missing() -> None:
+    def third(docs: list[Any]) -> None:
+        objectives = docs[2]["spec"]["objectives"]
+        objectives[1]["displayName"] = "Good"
+        objectives.append({"target": 0.9, "timeSliceTarget": 0.9, "timeSliceWindow": 10})
+
+    text, notes = import_openslo(edited(third))
+    assert [(s.name, s.budgeting.slice_minutes) for s in loads(text).slos] == [
+        ("checkout-availability-good", 5),
+        ("checkout-availability-2", 1),
+        ("checkout-availability-3", 10),
+    ]
+    assert notes[-1] == (
+        "SLO/checkout-availability: 3 objectives became 3 slokit SLOs: "
+        "checkout-availability-good, checkout-availability-2, checkout-availability-3"
+    )
+
+
 def test_import_reads_an_inline_indicator_like_a_referenced_one() -> None:
     def inline(docs: list[Any]) -> None:
         slo = docs[2]

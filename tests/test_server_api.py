@@ -99,7 +99,9 @@ def error(status: int, code: str, message: str) -> dict[str, Any]:
     return {"error": {"status": status, "code": code, "message": message}}
 
 
-def outcome(accepted: int, duplicates: int = 0, errors: tuple[dict[str, Any], ...] = ()) -> Any:
+def outcome(
+    accepted: int, duplicates: int = 0, errors: tuple[dict[str, Any], ...] = ()
+) -> dict[str, Any]:
     return {
         "accepted": accepted,
         "duplicates": duplicates,
@@ -141,7 +143,8 @@ class Api:
 
     def event_ids(self) -> list[str]:
         table = self.store.query("SELECT event_id FROM request_events ORDER BY event_id")
-        return table.column("event_id").to_pylist()
+        ids: list[str] = table.column("event_id").to_pylist()
+        return ids
 
 
 @pytest.fixture
@@ -557,7 +560,7 @@ def _kv(key: str, value: str | int) -> KeyValue:
 
 
 def _genai_span(span_id: str, end: int) -> Span:
-    attributes = {
+    attributes: dict[str, str | int] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": "llama-3-8b",
         "gen_ai.usage.input_tokens": 120,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import at, event, put, spec_of
 
 from slokit.engine import evaluate
 from slokit.store import DuckDBStore
+
+from conftest import at, event, put, spec_of
 
 OUTCOME_MIX = [
     event(1, "ok"),
@@ -25,11 +26,15 @@ OUTCOME_MIX = [
     [
         pytest.param("availability", 2, 5, id="defaults: shed is bad, client errors excluded"),
         pytest.param(
-            "{availability: {bad_outcomes: [error, timeout]}}", 3, 5,
+            "{availability: {bad_outcomes: [error, timeout]}}",
+            3,
+            5,
             id="shed not listed as bad counts good",
         ),
         pytest.param(
-            "{availability: {excluded_outcomes: [client_error]}}", 4, 7,
+            "{availability: {excluded_outcomes: [client_error]}}",
+            4,
+            7,
             id="only client errors excluded: cancelled and rate limited count good",
         ),
     ],
@@ -88,14 +93,17 @@ def test_latency_percentile_judges_each_slice(store: DuckDBStore) -> None:
 
 
 def test_goodput_needs_ok_and_every_bound(store: DuckDBStore) -> None:
-    put(store, [
-        event(1, ttft_ms=100, tpot_ms=20),  # good
-        event(1, ttft_ms=3000, tpot_ms=20),  # ttft too slow
-        event(1, ttft_ms=100, tpot_ms=200),  # tpot too slow
-        event(1, "error", ttft_ms=100, tpot_ms=20),  # failed
-        event(1, latency_ms=50),  # no ttft/tpot (an embedding): bounds not applied
-        event(1, "client_error"),  # excluded
-    ])
+    put(
+        store,
+        [
+            event(1, ttft_ms=100, tpot_ms=20),  # good
+            event(1, ttft_ms=3000, tpot_ms=20),  # ttft too slow
+            event(1, ttft_ms=100, tpot_ms=200),  # tpot too slow
+            event(1, "error", ttft_ms=100, tpot_ms=20),  # failed
+            event(1, latency_ms=50),  # no ttft/tpot (an embedding): bounds not applied
+            event(1, "client_error"),  # excluded
+        ],
+    )
     spec = spec_of(
         "  - name: g\n    objective: 90\n"
         "    sli: {goodput: {bounds: {ttft_ms: 2000, tpot_ms: 100}}}\n"
@@ -107,8 +115,12 @@ def test_goodput_needs_ok_and_every_bound(store: DuckDBStore) -> None:
 def test_throughput_per_minute_slices(store: DuckDBStore) -> None:
     # target 0.05/s = 3 per minute. minute 0: 3 ok (good); minute 1: 2 ok, 0 failed
     # (all offered served: good); minute 2: 2 ok, 1 shed (bad); minute 3: nothing (good).
-    put(store, [event(0.1 * i) for i in range(3)] + [event(1.5), event(1.6)]
-        + [event(2.1), event(2.2), event(2.3, "shed")])
+    put(
+        store,
+        [event(0.1 * i) for i in range(3)]
+        + [event(1.5), event(1.6)]
+        + [event(2.1), event(2.2), event(2.3, "shed")],
+    )
     spec = spec_of(
         "  - name: t\n    objective: 50\n    budgeting: {method: timeslices, slice: 1m}\n"
         "    sli: {throughput: {min_per_second: 0.05}}\n"
@@ -122,12 +134,26 @@ def test_throughput_per_minute_slices(store: DuckDBStore) -> None:
 
 def test_quality_pass_rate_with_wilson_interval(store: DuckDBStore) -> None:
     scores = [
-        {"ts": at(1).isoformat(), "service": "svc", "name": "judge.faithfulness",
-         "value": v, "passed": v >= 0.7, "source": "judge"}
+        {
+            "ts": at(1).isoformat(),
+            "service": "svc",
+            "name": "judge.faithfulness",
+            "value": v,
+            "passed": v >= 0.7,
+            "source": "judge",
+        }
         for v in [0.9] * 45 + [0.2] * 5
     ]
-    scores.append({"ts": at(1).isoformat(), "service": "svc", "name": "user.thumbs",
-                   "value": 0, "passed": False, "source": "feedback"})
+    scores.append(
+        {
+            "ts": at(1).isoformat(),
+            "service": "svc",
+            "name": "user.thumbs",
+            "value": 0,
+            "passed": False,
+            "source": "feedback",
+        }
+    )
     put(store, scores, kind="score")
     spec = spec_of(
         "  - name: q\n    objective: 90\n"
@@ -142,12 +168,17 @@ def test_quality_pass_rate_with_wilson_interval(store: DuckDBStore) -> None:
 
 
 def test_quality_threshold_overrides_passed(store: DuckDBStore) -> None:
-    put(store, [
-        {"ts": at(1).isoformat(), "service": "svc", "name": "judge.x", "value": v}
-        for v in (0.1, 0.5, 0.8, 0.95)
-    ], kind="score")
-    spec = spec_of("  - name: q\n    objective: 90\n"
-                   "    sli: {quality: {score: judge.x, threshold: 0.5}}\n")
+    put(
+        store,
+        [
+            {"ts": at(1).isoformat(), "service": "svc", "name": "judge.x", "value": v}
+            for v in (0.1, 0.5, 0.8, 0.95)
+        ],
+        kind="score",
+    )
+    spec = spec_of(
+        "  - name: q\n    objective: 90\n    sli: {quality: {score: judge.x, threshold: 0.5}}\n"
+    )
     [s] = evaluate(spec, store, at(10))
     assert (s.good, s.valid) == (3, 4)
 
@@ -181,8 +212,15 @@ def test_cold_start(store: DuckDBStore) -> None:
 
 
 def test_composite_occurrences_are_weighted_good_over_weighted_valid(store: DuckDBStore) -> None:
-    put(store, [event(1, "ok", latency_ms=100), event(1, "error", latency_ms=100),
-                event(1, "ok", latency_ms=9000), event(1, "ok", latency_ms=100)])
+    put(
+        store,
+        [
+            event(1, "ok", latency_ms=100),
+            event(1, "error", latency_ms=100),
+            event(1, "ok", latency_ms=9000),
+            event(1, "ok", latency_ms=100),
+        ],
+    )
     spec = spec_of(
         "  - name: avail\n    objective: 99\n    sli: availability\n"
         "  - name: fast\n    objective: 99\n    sli: {latency: {threshold_ms: 1000}}\n"
@@ -196,8 +234,15 @@ def test_composite_occurrences_are_weighted_good_over_weighted_valid(store: Duck
 
 
 def test_composite_timeslices_bad_when_any_member_bad(store: DuckDBStore) -> None:
-    put(store, [event(1, "ok", latency_ms=100), event(6, "error", latency_ms=100),
-                event(11, "ok", latency_ms=9000), event(16, "ok", latency_ms=100)])
+    put(
+        store,
+        [
+            event(1, "ok", latency_ms=100),
+            event(6, "error", latency_ms=100),
+            event(11, "ok", latency_ms=9000),
+            event(16, "ok", latency_ms=100),
+        ],
+    )
     spec = spec_of(
         "  - name: avail\n    objective: 99\n    sli: availability\n"
         "  - name: fast\n    objective: 99\n    sli: {latency: {threshold_ms: 1000}}\n"
@@ -209,13 +254,16 @@ def test_composite_timeslices_bad_when_any_member_bad(store: DuckDBStore) -> Non
 
 
 def test_filter_and_group_by(store: DuckDBStore) -> None:
-    put(store, [
-        event(1, route="chat", tier="gold"),
-        event(1, "error", route="chat", tier="gold"),
-        event(1, route="chat", tier="silver"),
-        event(1, "error", route="rag", tier="silver"),
-        event(1, route="chat", attributes={"region": "eu"}),
-    ])
+    put(
+        store,
+        [
+            event(1, route="chat", tier="gold"),
+            event(1, "error", route="chat", tier="gold"),
+            event(1, route="chat", tier="silver"),
+            event(1, "error", route="rag", tier="silver"),
+            event(1, route="chat", attributes={"region": "eu"}),
+        ],
+    )
     spec = spec_of(
         "  - name: a\n    objective: 99\n    filter: {route: chat}\n    group_by: [tier]\n"
         "    sli: availability\n"

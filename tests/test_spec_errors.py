@@ -40,60 +40,71 @@ def test_the_good_spec_loads() -> None:
     ("old", "new", "message"),
     [
         pytest.param(
-            "    objective: 99.9\n", "    objectiv: 99.9\n",
+            "    objective: 99.9\n",
+            "    objectiv: 99.9\n",
             "spec.yaml:5: slos[0].objectiv: unknown field `objectiv` — did you mean `objective`?",
             id="a misspelt field gets a did-you-mean hint",
         ),
         pytest.param(
-            "    objective: 99.9\n", "    objective: 100\n",
+            "    objective: 99.9\n",
+            "    objective: 100\n",
             "spec.yaml:5: slos[0].objective: must be a percentage strictly between 0 and 100, "
             "got 100",
             id="an objective of 100 is rejected",
         ),
         pytest.param(
-            "    objective: 99.9\n", "    objective: 0\n",
+            "    objective: 99.9\n",
+            "    objective: 0\n",
             "spec.yaml:5: slos[0].objective: must be a percentage strictly between 0 and 100, "
             "got 0",
             id="an objective of 0 is rejected",
         ),
         pytest.param(
-            "    window: 30d\n", "    window: 30x\n",
+            "    window: 30d\n",
+            "    window: 30x\n",
             "spec.yaml:6: slos[0].window: invalid duration '30x'",
             id="a bad duration says which forms are valid",
         ),
         pytest.param(
-            "      latency: {field: ttft_ms,", "      latency: {field: ttft,",
+            "      latency: {field: ttft_ms,",
+            "      latency: {field: ttft,",
             "spec.yaml:14: slos[1].sli.latency.field: Input should be 'latency_ms', 'ttft_ms', "
             "'tpot_ms', 'itl_max_ms' or 'queue_ms', got 'ttft' — did you mean `ttft_ms`?",
             id="an unknown latency field suggests the closest",
         ),
         pytest.param(
-            "threshold_ms: 2000}", "threshold_ms: -5}",
+            "threshold_ms: 2000}",
+            "threshold_ms: -5}",
             "spec.yaml:14: slos[1].sli.latency.threshold_ms: Input should be greater than 0",
             id="a negative threshold is rejected",
         ),
         pytest.param(
-            "      latency: {", "      latncy: {",
+            "      latency: {",
+            "      latncy: {",
             "spec.yaml:14: slos[1].sli.latncy: unknown field `latncy` — did you mean `latency`?",
             id="a misspelt SLI kind gets a hint",
         ),
         pytest.param(
-            "    group_by: [tier]\n", "    group_by: [tierr]\n",
+            "    group_by: [tier]\n",
+            "    group_by: [tierr]\n",
             "spec.yaml:12: slos[1].group_by: unknown label `tierr` — did you mean `tier`?",
             id="an unknown group label suggests the closest",
         ),
         pytest.param(
-            "  - name: ttft\n", "  - name: availability\n",
+            "  - name: ttft\n",
+            "  - name: availability\n",
             "spec.yaml:9: slos[1].name: duplicate SLO name 'availability'",
             id="duplicate names are rejected",
         ),
         pytest.param(
-            "    objective: 99\n", "",
+            "    objective: 99\n",
+            "",
             "slos[1].objective: required field is missing",
             id="a missing objective is named",
         ),
         pytest.param(
-            "apiVersion: slokit/v1\n", "apiVersion: openslo/v1\n",
+            "apiVersion: slokit/v1\n",
+            "apiVersion: openslo/v1\n",
             "spec.yaml:1: apiVersion: unsupported apiVersion 'openslo/v1'",
             id="an OpenSLO file is pointed at the importer",
         ),
@@ -113,7 +124,9 @@ def test_bad_specs_name_file_line_and_field(old: str, new: str, message: str) ->
 
 
 def test_all_problems_are_reported_at_once() -> None:
-    bad = GOOD.replace("objective: 99.9", "objectiv: 99.9").replace("threshold_ms: 2000", "threshold_ms: 0")
+    bad = GOOD.replace("objective: 99.9", "objectiv: 99.9").replace(
+        "threshold_ms: 2000", "threshold_ms: 0"
+    )
     with pytest.raises(SpecError) as info:
         loads(bad, "spec.yaml")
     assert len(info.value.problems) == 2
@@ -134,7 +147,8 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     ("slos", "message"),
     [
         pytest.param(
-            "  - name: c\n    objective: 99\n    sli: {composite: {members: [{slo: availabilty}]}}\n",
+            "  - name: c\n    objective: 99\n"
+            "    sli: {composite: {members: [{slo: availabilty}]}}\n",
             "unknown member SLO `availabilty` — did you mean `availability`?",
             id="a composite member must exist",
         ),

@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import T0, at, event, put, spec_of
 
 from slokit.core.exclusions import Exclusion, mask
 from slokit.core.windows import calendar, from_minute, period_bounds, to_minute
 from slokit.engine import evaluate
 from slokit.store import DuckDBStore
+
+from conftest import T0, at, event, put, spec_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
 AVAILABILITY = "  - name: a\n    objective: 99\n    window: {window}\n    sli: availability\n"
@@ -66,7 +67,7 @@ def test_a_calendar_month_across_the_october_dst_change_is_one_hour_longer() -> 
     w = calendar(at_minute, "month", BERLIN)
     assert from_minute(w.start) == datetime(2026, 9, 30, 22, tzinfo=UTC)  # Oct 1 00:00 CEST
     assert w.length == (31 * 24 + 1) * 60
-    start, end = period_bounds(at_minute, "month", BERLIN)
+    _, end = period_bounds(at_minute, "month", BERLIN)
     assert from_minute(end) == datetime(2026, 10, 31, 23, tzinfo=UTC)  # Nov 1 00:00 CET
 
 
@@ -78,12 +79,27 @@ def test_a_calendar_month_in_march_loses_the_dst_hour() -> None:
 @pytest.mark.parametrize(
     ("moment", "unit", "start", "days"),
     [
-        pytest.param(datetime(2026, 11, 4, 15, tzinfo=UTC), "week",
-                     datetime(2026, 11, 2, tzinfo=UTC), 7, id="ISO week starts Monday"),
-        pytest.param(datetime(2026, 11, 4, 15, tzinfo=UTC), "quarter",
-                     datetime(2026, 10, 1, tzinfo=UTC), 92, id="Q4 is 92 days"),
-        pytest.param(datetime(2028, 2, 10, tzinfo=UTC), "month",
-                     datetime(2028, 2, 1, tzinfo=UTC), 29, id="leap February"),
+        pytest.param(
+            datetime(2026, 11, 4, 15, tzinfo=UTC),
+            "week",
+            datetime(2026, 11, 2, tzinfo=UTC),
+            7,
+            id="ISO week starts Monday",
+        ),
+        pytest.param(
+            datetime(2026, 11, 4, 15, tzinfo=UTC),
+            "quarter",
+            datetime(2026, 10, 1, tzinfo=UTC),
+            92,
+            id="Q4 is 92 days",
+        ),
+        pytest.param(
+            datetime(2028, 2, 10, tzinfo=UTC),
+            "month",
+            datetime(2028, 2, 1, tzinfo=UTC),
+            29,
+            id="leap February",
+        ),
     ],
 )
 def test_calendar_periods_in_utc(moment: datetime, unit: str, start: datetime, days: int) -> None:
@@ -134,15 +150,26 @@ def test_exclusion_times_must_be_whole_minutes() -> None:
     from slokit.errors import SpecError
 
     with pytest.raises(SpecError, match="must be a whole minute"):
-        spec_of(AVAILABILITY.format(window="1d")
-                + "    exclusions: [{start: '2026-11-01T10:00:30Z', duration: 1h}]\n")
+        spec_of(
+            AVAILABILITY.format(window="1d")
+            + "    exclusions: [{start: '2026-11-01T10:00:30Z', duration: 1h}]\n"
+        )
 
 
 def test_burn_windows_look_back_before_a_calendar_period_starts(store: DuckDBStore) -> None:
     # the 1d burn window at 01:00 on the 1st reaches into the previous month
     first = datetime(2026, 12, 1, 1, tzinfo=UTC)
-    put(store, [event(m, "error", ) for m in range(5)]
-        + [event((first - T0).total_seconds() / 60 - 120 + m) for m in range(5)])
+    put(
+        store,
+        [
+            event(
+                m,
+                "error",
+            )
+            for m in range(5)
+        ]
+        + [event((first - T0).total_seconds() / 60 - 120 + m) for m in range(5)],
+    )
     spec = spec_of(AVAILABILITY.format(window="{calendar: month, timezone: UTC}"))
     [s] = evaluate(spec, store, first)
     assert s.valid == 0  # nothing in December yet

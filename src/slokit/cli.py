@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
 
 from slokit.errors import SlokitError
 
@@ -30,9 +30,7 @@ if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 colu
     out = Console(highlight=False, width=160)
 err = Console(stderr=True, highlight=False)
 
-DbOpt = Annotated[
-    Path, typer.Option("--db", envvar="SLOKIT_DB", help="DuckDB event store file.")
-]
+DbOpt = Annotated[Path, typer.Option("--db", envvar="SLOKIT_DB", help="DuckDB event store file.")]
 SpecOpt = Annotated[
     Path, typer.Option("--spec", envvar="SLOKIT_SPEC", help="SLO spec file (YAML).")
 ]
@@ -111,8 +109,9 @@ def ingest(
     ] = None,
     spec: Annotated[
         Path | None,
-        typer.Option("--spec", envvar="SLOKIT_SPEC",
-                     help="Keep this spec's rollups current while ingesting."),
+        typer.Option(
+            "--spec", envvar="SLOKIT_SPEC", help="Keep this spec's rollups current while ingesting."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -134,14 +133,27 @@ def ingest(
             for path in paths:
                 size = path.stat().st_size if path.is_file() else 0
                 show = size >= PROGRESS_MIN_BYTES and err.is_terminal and not as_json
-                with Progress("[progress.description]{task.description}", BarColumn(),
-                              DownloadColumn(), TimeRemainingColumn(), console=err,
-                              disable=not show, transient=True) as bar:
+                with Progress(
+                    "[progress.description]{task.description}",
+                    BarColumn(),
+                    DownloadColumn(),
+                    TimeRemainingColumn(),
+                    console=err,
+                    disable=not show,
+                    transient=True,
+                ) as bar:
                     task = bar.add_task(str(path), total=size)
+
+                    def advance(done: int, total: int, task: TaskID = task) -> None:
+                        bar.update(task, completed=done)
+
                     report = ingest_file(
-                        store, path, kind=kind, fmt=fmt,
+                        store,
+                        path,
+                        kind=kind,
+                        fmt=fmt,
                         defaults={"service": service} if service else None,
-                        progress=lambda done, total, t=task: bar.update(t, completed=done),
+                        progress=advance,
                     )
                 reports.append(report)
                 if not as_json:
@@ -149,9 +161,13 @@ def ingest(
     except SlokitError as exc:
         raise _fail(exc) from None
     if as_json:
-        _dump({"files": [r.to_dict() for r in reports],
-               "accepted": sum(r.accepted for r in reports),
-               "rejected": sum(r.rejected for r in reports)})
+        _dump(
+            {
+                "files": [r.to_dict() for r in reports],
+                "accepted": sum(r.accepted for r in reports),
+                "rejected": sum(r.rejected for r in reports),
+            }
+        )
     if any(r.rejected for r in reports):
         raise typer.Exit(1)
 
@@ -160,7 +176,9 @@ def ingest(
 def status(
     spec: SpecOpt = Path("slokit.yaml"),
     db: DbOpt = Path("slokit.duckdb"),
-    at: Annotated[str | None, typer.Option("--at", help="Evaluate at this time (RFC 3339).")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Evaluate at this time (RFC 3339).")
+    ] = None,
     slo: Annotated[str | None, typer.Option("--slo", help="Only this SLO.")] = None,
     as_json: JsonOpt = False,
     timeline: Annotated[
@@ -181,8 +199,12 @@ def status(
     except SlokitError as exc:
         raise _fail(exc) from None
     if as_json:
-        _dump({"at": moment.isoformat().replace("+00:00", "Z"),
-               "statuses": [s.to_dict(timeline=timeline) for s in statuses]})
+        _dump(
+            {
+                "at": moment.isoformat().replace("+00:00", "Z"),
+                "statuses": [s.to_dict(timeline=timeline) for s in statuses],
+            }
+        )
     else:
         print_statuses(out, statuses, moment)
 
@@ -191,13 +213,16 @@ def status(
 def serve(
     db: DbOpt = Path("slokit.duckdb"),
     spec: Annotated[
-        Path | None, typer.Option("--spec", envvar="SLOKIT_SPEC", help="Spec to serve statuses for.")
+        Path | None,
+        typer.Option("--spec", envvar="SLOKIT_SPEC", help="Spec to serve statuses for."),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8080,
     token: Annotated[
         str | None,
-        typer.Option("--token", envvar="SLOKIT_TOKEN", help="Require this bearer token on writes."),
+        typer.Option(
+            "--token", envvar="SLOKIT_TOKEN", help="Require this bearer token on every /v1/ route."
+        ),
     ] = None,
     max_body: Annotated[
         int, typer.Option("--max-body", help="Largest request body in bytes (413 above).")
@@ -225,9 +250,7 @@ def demo(
     ] = Path("slokit-demo.yaml"),
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same traffic.")] = 7,
     days: Annotated[int, typer.Option("--days", help="Days of history.")] = 30,
-    rate: Annotated[
-        float, typer.Option("--rate", help="Mean requests per minute.")
-    ] = 60.0,
+    rate: Annotated[float, typer.Option("--rate", help="Mean requests per minute.")] = 60.0,
     end: Annotated[
         str | None, typer.Option("--end", help="End of the generated history (default: now).")
     ] = None,
@@ -240,13 +263,25 @@ def demo(
     moment = _parse_time(end).replace(second=0, microsecond=0)
     if db.exists():
         db.unlink()
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  "{task.completed}/{task.total} days", console=err,
-                  disable=as_json or not err.is_terminal, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.completed}/{task.total} days",
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    ) as bar:
         task = bar.add_task("generating traffic", total=days)
         try:
-            result = run_demo(db, spec_out, end=moment, days=days, rate=rate, seed=seed,
-                              progress=lambda n: bar.update(task, completed=n))
+            result = run_demo(
+                db,
+                spec_out,
+                end=moment,
+                days=days,
+                rate=rate,
+                seed=seed,
+                progress=lambda n: bar.update(task, completed=n),
+            )
         except SlokitError as exc:
             raise _fail(exc) from None
     if as_json:
@@ -257,8 +292,10 @@ def demo(
         f"into {db}; spec written to {spec_out}"
     )
     for inc in result.incidents:
-        out.print(f"  scripted {inc.kind}: {inc.start:%Y-%m-%d %H:%M} - {inc.end:%H:%M} UTC: "
-                  f"{inc.description}")
+        out.print(
+            f"  scripted {inc.kind}: {inc.start:%Y-%m-%d %H:%M} - {inc.end:%H:%M} UTC: "
+            f"{inc.description}"
+        )
     print_statuses(out, result.statuses, moment)
     out.print(f"next: slokit status --db {db} --spec {spec_out} --json")
 
@@ -267,7 +304,8 @@ def demo(
 def openslo_import(
     path: Annotated[Path, typer.Argument(help="OpenSLO v1 YAML (one or more documents).")],
     output: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the slokit spec here (default: stdout).")
+        Path | None,
+        typer.Option("--out", "-o", help="Write the slokit spec here (default: stdout)."),
     ] = None,
 ) -> None:
     """Convert OpenSLO v1 documents into a slokit spec."""

@@ -44,8 +44,15 @@ def status_table(statuses: list[Status], at: datetime) -> Table:
         title=f"{', '.join(services)}: SLO status at {at.isoformat().replace('+00:00', 'Z')}",
         expand=False,
     )
-    for col in ("SLO", "group", "window", "SLI / objective", "budget remaining",
-                "worst burn", "exhausted"):
+    for col in (
+        "SLO",
+        "group",
+        "window",
+        "SLI / objective",
+        "budget remaining",
+        "worst burn",
+        "exhausted",
+    ):
         table.add_column(col, no_wrap=col in ("SLO", "budget remaining"))
     for s in statuses:
         if s.sli is None:
@@ -60,8 +67,9 @@ def status_table(statuses: list[Status], at: datetime) -> Table:
         worst = s.worst_burn
         burn = "-" if worst is None else f"{worst[1]:.2f}x ({worst[0]})"
         exhausted = _when(s.exhaustion.get("1h"), s.window_end)
-        table.add_row(s.slo, _group(s), s.window, sli,
-                      budget_bar(s.error_budget.remaining), burn, exhausted)
+        table.add_row(
+            s.slo, _group(s), s.window, sli, budget_bar(s.error_budget.remaining), burn, exhausted
+        )
     return table
 
 

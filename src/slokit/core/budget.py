@@ -25,12 +25,13 @@ def error_budget(good: float, valid: float, objective: float) -> Budget:
     _check_objective(objective)
     total = (1.0 - objective) * valid
     bad = valid - good
-    if total <= 0:
-        consumed = 0.0 if bad <= 0 else float("inf")
-    else:
+    if total > 0:
         consumed = bad / total
-    return Budget(total=total, consumed=consumed, remaining=1.0 - consumed,
-                  remaining_events=total - bad)
+    else:  # no valid events: nothing spent; bad events with no budget: all spent
+        consumed = float("inf") if bad > 0 else 0.0
+    return Budget(
+        total=total, consumed=consumed, remaining=1.0 - consumed, remaining_events=total - bad
+    )
 
 
 def burn_rate(good: float, valid: float, objective: float) -> float | None:
@@ -41,7 +42,9 @@ def burn_rate(good: float, valid: float, objective: float) -> float | None:
     return ((valid - good) / valid) / (1.0 - objective)
 
 
-def minutes_to_exhaustion(remaining: float, window_minutes: float, burn: float | None) -> float | None:
+def minutes_to_exhaustion(
+    remaining: float, window_minutes: float, burn: float | None
+) -> float | None:
     """Minutes until the budget runs out at a constant `burn`; None if it never does or
     already has."""
     if burn is None or burn <= 0 or remaining <= 0:

@@ -11,7 +11,8 @@ from slokit.core.series import Floats, Series
 
 def _slice_sums(values: Floats, per: int) -> Floats:
     n = len(values) // per
-    return values[: n * per].reshape(n, per).sum(axis=1)
+    sums: Floats = values[: n * per].reshape(n, per).sum(axis=1)
+    return sums
 
 
 def _check(series: Series, slice_minutes: int) -> None:

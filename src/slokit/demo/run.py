@@ -31,8 +31,13 @@ class DemoResult:
             "requests": self.requests,
             "scores": self.scores,
             "incidents": [
-                {"kind": i.kind, "start": i.start.isoformat(), "end": i.end.isoformat(),
-                 "description": i.description, "labels": i.labels}
+                {
+                    "kind": i.kind,
+                    "start": i.start.isoformat(),
+                    "end": i.end.isoformat(),
+                    "description": i.description,
+                    "labels": i.labels,
+                }
                 for i in self.incidents
             ],
             "statuses": [s.to_dict(timeline=False) for s in self.statuses],
@@ -61,8 +66,9 @@ def run_demo(
     requests = scores = 0
     with DuckDBStore(db) as store:
         evaluator = Evaluator(spec, store)  # registers rollups: kept current on ingest
-        for day, (reqs, scs) in enumerate(generate(the_plan, rate_per_minute=rate, seed=seed),
-                                          start=1):
+        for day, (reqs, scs) in enumerate(
+            generate(the_plan, rate_per_minute=rate, seed=seed), start=1
+        ):
             requests += store.append("request", reqs).inserted
             scores += store.append("score", scs).inserted
             if progress is not None:

@@ -132,19 +132,22 @@ class Evaluator:
             lo -= lo % slo.budgeting.slice_minutes
         return window, lo
 
-    def _series(self, slo: SLO, lo: int, good: np.ndarray, valid: np.ndarray,
-                aux: np.ndarray) -> Series:
+    def _series(
+        self, slo: SLO, lo: int, good: np.ndarray, valid: np.ndarray, aux: np.ndarray
+    ) -> Series:
         """The series the budget is counted in: minutes, or slices."""
         minutes = Series(lo, 1, good, valid)
         b = slo.budgeting
         if slo.sli.kind == "throughput":
-            return timeslices.fold_throughput(minutes, aux, b.slice_minutes,
-                                              slo.sli.min_per_second or 0.0)
+            return timeslices.fold_throughput(
+                minutes, aux, b.slice_minutes, slo.sli.min_per_second or 0.0
+            )
         if slo.sli.kind == "latency_percentile":
             return timeslices.fold(minutes, b.slice_minutes, slo.sli.percentile or 1.0)
         if b.sliced:
-            return timeslices.fold(minutes, b.slice_minutes, b.slice_target,
-                                   ratio=b.method == "ratio_timeslices")
+            return timeslices.fold(
+                minutes, b.slice_minutes, b.slice_target, ratio=b.method == "ratio_timeslices"
+            )
         return minutes
 
     def _evaluate_slo(self, slo: SLO, minute: int) -> list[Status]:
@@ -163,8 +166,14 @@ class Evaluator:
         if not out:
             empty = Series(lo, 1, np.zeros(minute - lo), np.zeros(minute - lo))
             group: dict[str, str | None] = {k: None for k in slo.group_by}
-            out.append(self._status(slo, group, window, self._series(
-                slo, lo, empty.good, empty.valid, np.zeros(minute - lo))))
+            out.append(
+                self._status(
+                    slo,
+                    group,
+                    window,
+                    self._series(slo, lo, empty.good, empty.valid, np.zeros(minute - lo)),
+                )
+            )
         return out
 
     def _composite(self, slo: SLO, lo: int, minute: int) -> Series:
@@ -175,8 +184,11 @@ class Evaluator:
         for name, weight in slo.sli.members:
             member = self.spec.slo(name)
             dense = self._dense(member, lo, minute)
-            good, valid, aux = (dense.good.sum(axis=0), dense.valid.sum(axis=0),
-                                dense.aux.sum(axis=0))
+            good, valid, aux = (
+                dense.good.sum(axis=0),
+                dense.valid.sum(axis=0),
+                dense.aux.sum(axis=0),
+            )
             if dense.good.shape[0] == 0:
                 good = valid = aux = np.zeros(n)
             if slo.exclusions:
@@ -192,19 +204,25 @@ class Evaluator:
         for member, _, g, v, a in members:
             m = Series(lo, 1, g, v)
             if member.sli.kind == "throughput":
-                folded.append(timeslices.fold_throughput(m, a, b.slice_minutes,
-                                                         member.sli.min_per_second or 0.0))
+                folded.append(
+                    timeslices.fold_throughput(
+                        m, a, b.slice_minutes, member.sli.min_per_second or 0.0
+                    )
+                )
             elif member.sli.kind == "latency_percentile":
                 folded.append(timeslices.fold(m, b.slice_minutes, member.sli.percentile or 1.0))
             else:
                 folded.append(timeslices.fold(m, b.slice_minutes, b.slice_target))
         return timeslices.any_bad(folded)
 
-    def _status(self, slo: SLO, group: dict[str, str | None], window: Window, series: Series) -> Status:
+    def _status(
+        self, slo: SLO, group: dict[str, str | None], window: Window, series: Series
+    ) -> Status:
         sampled = slo.sli.sampled
         min_events = slo.sli.min_samples if sampled and slo.sli.min_samples else slo.min_events
-        a: Assessment = assess(series, window, slo.objective, min_events=min_events,
-                               sampled=sampled)
+        a: Assessment = assess(
+            series, window, slo.objective, min_events=min_events, sampled=sampled
+        )
         end = from_minute(window.end)
         unit = "slices" if series.step > 1 or slo.budgeting.sliced else "events"
         if slo.sli.kind == "cost" and slo.sli.mean_usd is not None:
@@ -232,8 +250,10 @@ class Evaluator:
             interval=None if a.interval is None else (a.interval[0] * 100, a.interval[1] * 100),
             no_data=a.no_data,
             too_few_events=a.too_few_events,
-            timeline=[(from_minute(int(t)), float(r))
-                      for t, r in zip(a.timeline_minutes, a.timeline_remaining, strict=True)],
+            timeline=[
+                (from_minute(int(t)), float(r))
+                for t, r in zip(a.timeline_minutes, a.timeline_remaining, strict=True)
+            ],
         )
 
 

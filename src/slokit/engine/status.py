@@ -89,7 +89,11 @@ class Status:
             "exhaustion": {k: _iso(v) for k, v in self.exhaustion.items()},
             "interval": None
             if self.interval is None
-            else {"low": _num(self.interval[0]), "high": _num(self.interval[1]), "confidence": 0.95},
+            else {
+                "low": _num(self.interval[0]),
+                "high": _num(self.interval[1]),
+                "confidence": 0.95,
+            },
             "data": {"no_data": self.no_data, "too_few_events": self.too_few_events},
         }
         if timeline:

@@ -175,6 +175,9 @@ def _read_parquet(p: Path) -> Iterator[Chunk]:
     size = p.stat().st_size
     for batch in pf.iter_batches(batch_size=1 << 20):
         table = pa.Table.from_batches([batch])
-        yield Chunk(table, np.arange(row, row + table.num_rows),
-                    done_bytes=int(size * (row - 1 + table.num_rows) / total))
+        yield Chunk(
+            table,
+            np.arange(row, row + table.num_rows),
+            done_bytes=int(size * (row - 1 + table.num_rows) / total),
+        )
         row += table.num_rows

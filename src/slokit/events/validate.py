@@ -93,14 +93,14 @@ class _Problems:
     def rejections(self, lines: np.ndarray | None) -> list[Rejection]:
         per_row: dict[int, list[tuple[str, str]]] = {}
         for name, mask, reason in self.items:
-            for i in np.flatnonzero(mask):
-                text = reason(int(i)) if callable(reason) else reason
-                per_row.setdefault(int(i), []).append((name, text))
+            for row in np.flatnonzero(mask).tolist():
+                text = reason(row) if callable(reason) else reason
+                per_row.setdefault(row, []).append((name, text))
         out = []
-        for i in sorted(per_row):
-            reasons = per_row[i]
-            line = int(lines[i]) if lines is not None else None
-            out.append(Rejection(i, line, reasons[0][0], "; ".join(r for _, r in reasons)))
+        for row in sorted(per_row):
+            reasons = per_row[row]
+            line = int(lines[row]) if lines is not None else None
+            out.append(Rejection(row, line, reasons[0][0], "; ".join(r for _, r in reasons)))
         return out
 
 
@@ -164,7 +164,9 @@ def _to_type(col: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.Array, np.nd
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if col.type == target:
         return col, np.zeros(len(col), dtype=bool)
-    if pa.types.is_boolean(target) and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+    if pa.types.is_boolean(target) and (
+        pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+    ):
         lowered = pc.utf8_lower(pc.utf8_trim_whitespace(col))
         truthy = pc.is_in(lowered, pa.array(["true", "1", "yes", "t"]))
         falsy = pc.is_in(lowered, pa.array(["false", "0", "no", "f", ""]))
@@ -222,7 +224,9 @@ def _attributes(table: pa.Table, known: set[str], map_field: str) -> pa.Array:
                 if pa.types.is_struct(child.type) or pa.types.is_list(child.type):
                     import orjson
 
-                    strs = [None if v is None else orjson.dumps(v).decode() for v in child.to_pylist()]
+                    strs = [
+                        None if v is None else orjson.dumps(v).decode() for v in child.to_pylist()
+                    ]
                     add(name, pa.chunked_array([pa.array(strs, pa.string())]))
                 else:
                     add(name, pa.chunked_array([child]))
@@ -290,9 +294,13 @@ def content_ids(table: pa.Table, lines: np.ndarray | None = None) -> pa.Array:
     records of the batch."""
     cols = [c for c in table.column_names if c != "event_id"]
     parts = ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '\\N')" for c in cols)
-    data = table.select(cols).append_column(
-        "__salt", pa.array(lines if lines is not None else np.zeros(table.num_rows, np.int64))
-    ).append_column("__pos", pa.array(np.arange(table.num_rows)))
+    data = (
+        table.select(cols)
+        .append_column(
+            "__salt", pa.array(lines if lines is not None else np.zeros(table.num_rows, np.int64))
+        )
+        .append_column("__pos", pa.array(np.arange(table.num_rows)))
+    )
     con = _scratch()
     con.register("_content", data)
     try:
@@ -395,7 +403,9 @@ def validate(
             problems.add(
                 name,
                 bad,
-                lambda i, col=col, name=name: f"`{name}` is negative ({col[i].as_py()}); must be >= 0",
+                lambda i, col=col, name=name: (
+                    f"`{name}` is negative ({col[i].as_py()}); must be >= 0"
+                ),
             )
     for f in schema:
         if not f.nullable and f.name != "event_id":
@@ -444,12 +454,12 @@ def validate_records(
             good_idx.append(i)
             rows.append(rec)
         else:
-            pre.append(Rejection(i, None, None, f"expected a JSON object, got {type(rec).__name__}"))
+            pre.append(
+                Rejection(i, None, None, f"expected a JSON object, got {type(rec).__name__}")
+            )
     table = rows_to_table(rows, kind)
     out = validate(table, kind, defaults=defaults)
-    remapped = [
-        Rejection(good_idx[r.index], None, r.field, r.reason) for r in out.rejected
-    ]
+    remapped = [Rejection(good_idx[r.index], None, r.field, r.reason) for r in out.rejected]
     out.rejected = sorted(pre + remapped, key=lambda r: r.index)
     return out
 

@@ -84,23 +84,32 @@ class Server:
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode(), self.config.token.encode()
         ):  # bytes: compare_digest refuses non-ASCII str (a 500, not a 401)
-            raise ApiError(401, "unauthorized",
-                           "missing or wrong bearer token; send `Authorization: Bearer <token>`")
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing or wrong bearer token; send `Authorization: Bearer <token>`",
+            )
 
     async def _body(self, request: Request) -> bytes:
         limit = self.config.max_body
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            raise ApiError(413, "body_too_large",
-                           f"request body is {int(length)} bytes; the limit is {limit} "
-                           "(split the batch, or raise --max-body)")
+            raise ApiError(
+                413,
+                "body_too_large",
+                f"request body is {int(length)} bytes; the limit is {limit} "
+                "(split the batch, or raise --max-body)",
+            )
         parts, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise ApiError(413, "body_too_large",
-                               f"request body exceeds the limit of {limit} bytes "
-                               "(split the batch, or raise --max-body)")
+                raise ApiError(
+                    413,
+                    "body_too_large",
+                    f"request body exceeds the limit of {limit} bytes "
+                    "(split the batch, or raise --max-body)",
+                )
             parts.append(chunk)
         body = b"".join(parts)
         encoding = request.headers.get("content-encoding", "").lower()
@@ -109,17 +118,25 @@ class Server:
                 d = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)
                 body = d.decompress(body, limit + 1)
             except (zlib.error, gzip.BadGzipFile) as exc:
-                raise ApiError(400, "bad_encoding",
-                               f"cannot decompress {encoding} body: {exc}") from exc
+                raise ApiError(
+                    400, "bad_encoding", f"cannot decompress {encoding} body: {exc}"
+                ) from exc
             if len(body) > limit:
-                raise ApiError(413, "body_too_large",
-                               f"decompressed body exceeds the limit of {limit} bytes")
+                raise ApiError(
+                    413, "body_too_large", f"decompressed body exceeds the limit of {limit} bytes"
+                )
             if not d.eof:  # a cut-off stream would otherwise store a prefix of the batch
-                raise ApiError(400, "bad_encoding",
-                               f"cannot decompress {encoding} body: the stream is truncated")
+                raise ApiError(
+                    400,
+                    "bad_encoding",
+                    f"cannot decompress {encoding} body: the stream is truncated",
+                )
         elif encoding not in ("", "identity"):
-            raise ApiError(415, "unsupported_encoding",
-                           f"content-encoding {encoding!r} is not supported; use gzip or none")
+            raise ApiError(
+                415,
+                "unsupported_encoding",
+                f"content-encoding {encoding!r} is not supported; use gzip or none",
+            )
         return body
 
     # -- ingest ------------------------------------------------------------------
@@ -130,8 +147,13 @@ class Server:
         records, pre, index_map = parse_records(body, request.headers.get("content-type", ""))
         return await self._store_records(records, pre, kind, index_map)
 
-    async def _store_records(self, records: list[Any], pre: list[Rejection], kind: str,
-                             index_map: list[int] | None = None) -> Response:
+    async def _store_records(
+        self,
+        records: list[Any],
+        pre: list[Rejection],
+        kind: str,
+        index_map: list[int] | None = None,
+    ) -> Response:
         checked: Validated = await asyncio.to_thread(validate_records, records, kind)
         rejected = sorted(
             pre + [_remap(r, index_map) for r in checked.rejected], key=lambda r: r.index
@@ -164,7 +186,8 @@ class Server:
         records, span_rejections = otlp.spans_to_records(export)
         checked = await asyncio.to_thread(validate_records, records, "request")
         if checked.table.num_rows:
-            result = await self.writer.append("request", checked.table)
+            with self.metrics.write_seconds.time():
+                result = await self.writer.append("request", checked.table)
             self.metrics.records.labels("request", "accepted").inc(result.inserted)
             self.metrics.records.labels("request", "duplicate").inc(result.duplicates)
         rejected = len(span_rejections) + len(checked.rejected)
@@ -193,8 +216,12 @@ class Server:
             statuses = await asyncio.to_thread(
                 self.evaluator.evaluate, at, request.query_params.get("slo")
             )
-        return _json({"at": at.isoformat().replace("+00:00", "Z"),
-                      "statuses": [s.to_dict(timeline=timeline) for s in statuses]})
+        return _json(
+            {
+                "at": at.isoformat().replace("+00:00", "Z"),
+                "statuses": [s.to_dict(timeline=timeline) for s in statuses],
+            }
+        )
 
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok", "seq": self.store.seq()})
@@ -230,9 +257,11 @@ def parse_records(
             value = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             if text.startswith(b"[") or (text.startswith(b"{") and b"\n" not in text):
-                raise ApiError(400, "bad_json",
-                               f"body is not valid JSON ({exc.msg} at line {exc.lineno}, "
-                               f"column {exc.colno})") from None
+                raise ApiError(
+                    400,
+                    "bad_json",
+                    f"body is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
+                ) from None
         else:
             return (value if isinstance(value, list) else [value]), [], None
     records: list[Any] = []
@@ -256,7 +285,7 @@ def create_app(config: ServerConfig, *, store: DuckDBStore | None = None) -> Sta
     def route(path: str, name: str, handler: Any, methods: list[str]) -> Route:
         async def endpoint(request: Request) -> Response:
             try:
-                response = await handler(request)
+                response: Response = await handler(request)
             except ApiError as exc:
                 response = error_response(exc.status, exc.code, exc.message)
             except SlokitError as exc:
@@ -277,6 +306,7 @@ def create_app(config: ServerConfig, *, store: DuckDBStore | None = None) -> Sta
         route("/v1/traces", "traces", server.traces, ["POST"]),
         route("/v1/status", "status", server.status, ["GET"]),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield

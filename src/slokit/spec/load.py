@@ -80,9 +80,13 @@ def check_version(data: Any, source: str) -> None:
         raise SpecError(f"{source}:1: a spec is a mapping with `apiVersion`, `service` and `slos`")
     version = data.get("apiVersion")
     if version != v1.API_VERSION:
-        hint = "add `apiVersion: slokit/v1` at the top" if version is None else (
-            f"unsupported apiVersion {version!r}; this slokit reads {v1.API_VERSION}"
-            " (an OpenSLO file? use `slokit openslo import`)"
+        hint = (
+            "add `apiVersion: slokit/v1` at the top"
+            if version is None
+            else (
+                f"unsupported apiVersion {version!r}; this slokit reads {v1.API_VERSION}"
+                " (an OpenSLO file? use `slokit openslo import`)"
+            )
         )
         raise SpecError(f"{source}:1: apiVersion: {hint}")
 
@@ -124,10 +128,9 @@ def _yaml_path(loc: Iterable[Any], data: Any) -> Path_:
     out: list[str | int] = []
     node = data
     for seg in loc:
-        if isinstance(node, dict) and seg in node:
-            out.append(seg)
-            node = node[seg]
-        elif isinstance(node, list) and isinstance(seg, int) and seg < len(node):
+        if (isinstance(node, dict) and seg in node) or (
+            isinstance(node, list) and isinstance(seg, int) and seg < len(node)
+        ):
             out.append(seg)
             node = node[seg]
         elif isinstance(node, dict) and seg not in node and isinstance(seg, str) and "[" not in seg:
@@ -182,27 +185,51 @@ def _sli(s: v1.SLI) -> model.SLI:
     kind = s.kind
     body: Any = getattr(s, kind)
     if kind == "availability":
-        return model.SLI(kind, bad_outcomes=tuple(body.bad_outcomes),
-                         excluded_outcomes=tuple(body.excluded_outcomes))
+        return model.SLI(
+            kind,
+            bad_outcomes=tuple(body.bad_outcomes),
+            excluded_outcomes=tuple(body.excluded_outcomes),
+        )
     if kind == "latency":
-        return model.SLI(kind, field=body.field, threshold_ms=body.threshold_ms,
-                         outcomes=tuple(body.outcomes))
+        return model.SLI(
+            kind, field=body.field, threshold_ms=body.threshold_ms, outcomes=tuple(body.outcomes)
+        )
     if kind == "latency_percentile":
-        return model.SLI(kind, field=body.field, threshold_ms=body.threshold_ms,
-                         percentile=body.percentile / 100, outcomes=tuple(body.outcomes))
+        return model.SLI(
+            kind,
+            field=body.field,
+            threshold_ms=body.threshold_ms,
+            percentile=body.percentile / 100,
+            outcomes=tuple(body.outcomes),
+        )
     if kind == "goodput":
-        return model.SLI(kind, bounds=tuple(sorted(body.bounds.items())),
-                         excluded_outcomes=tuple(body.excluded_outcomes))
+        return model.SLI(
+            kind,
+            bounds=tuple(sorted(body.bounds.items())),
+            excluded_outcomes=tuple(body.excluded_outcomes),
+        )
     if kind == "throughput":
-        return model.SLI(kind, min_per_second=body.min_per_second, unit=body.unit,
-                         excluded_outcomes=tuple(body.excluded_outcomes))
+        return model.SLI(
+            kind,
+            min_per_second=body.min_per_second,
+            unit=body.unit,
+            excluded_outcomes=tuple(body.excluded_outcomes),
+        )
     if kind == "quality":
-        return model.SLI(kind, score=body.score, min_samples=body.min_samples,
-                         score_threshold=body.threshold,
-                         sources=tuple(body.sources) if body.sources else None)
+        return model.SLI(
+            kind,
+            score=body.score,
+            min_samples=body.min_samples,
+            score_threshold=body.threshold,
+            sources=tuple(body.sources) if body.sources else None,
+        )
     if kind == "cost":
-        return model.SLI(kind, max_usd=body.max_usd, mean_usd=body.mean_usd,
-                         tolerance=None if body.tolerance is None else body.tolerance / 100)
+        return model.SLI(
+            kind,
+            max_usd=body.max_usd,
+            mean_usd=body.mean_usd,
+            tolerance=None if body.tolerance is None else body.tolerance / 100,
+        )
     if kind == "composite":
         return model.SLI(kind, members=tuple((m.slo, m.weight) for m in body.members))
     return model.SLI(kind)
@@ -221,7 +248,9 @@ def to_model(spec: v1.SpecV1, source: str | None = None) -> model.Spec:
             slice_target=s.budgeting.slice_target / 100,
         )
         if sli.kind in ("latency_percentile", "throughput") and not budgeting.sliced:
-            budgeting = model.Budgeting("timeslices", budgeting.slice_minutes, budgeting.slice_target)
+            budgeting = model.Budgeting(
+                "timeslices", budgeting.slice_minutes, budgeting.slice_target
+            )
         slos.append(
             model.SLO(
                 service=spec.service,
@@ -231,7 +260,8 @@ def to_model(spec: v1.SpecV1, source: str | None = None) -> model.Spec:
                 window=_window(s.window or spec.defaults.window),
                 budgeting=budgeting,
                 filter=tuple(
-                    (k, tuple(v) if isinstance(v, list) else (v,)) for k, v in sorted(s.filter.items())
+                    (k, tuple(v) if isinstance(v, list) else (v,))
+                    for k, v in sorted(s.filter.items())
                 ),
                 group_by=tuple(s.group_by),
                 exclusions=tuple(_exclusion(e) for e in [*spec.defaults.exclusions, *s.exclusions]),
@@ -240,8 +270,9 @@ def to_model(spec: v1.SpecV1, source: str | None = None) -> model.Spec:
                 labels=tuple(sorted(s.labels.items())),
             )
         )
-    return model.Spec(service=spec.service, slos=tuple(slos), description=spec.description,
-                      source=source)
+    return model.Spec(
+        service=spec.service, slos=tuple(slos), description=spec.description, source=source
+    )
 
 
 def _label_ok(key: str) -> bool:
@@ -256,38 +287,65 @@ def check_model(
     for i, (slo, rs) in enumerate(zip(spec.slos, raw.slos, strict=True)):
         base: Path_ = ("slos", i)
         if names.count(slo.name) > 1:
-            yield _line_of((*base, "name"), lines), _dotted((*base, "name")), (
-                f"duplicate SLO name {slo.name!r}; names must be unique in a spec")
+            yield (
+                _line_of((*base, "name"), lines),
+                _dotted((*base, "name")),
+                (f"duplicate SLO name {slo.name!r}; names must be unique in a spec"),
+            )
         is_unit_cost = slo.sli.kind == "cost" and slo.sli.mean_usd is not None
         if rs.objective is None and not is_unit_cost:
-            yield _line_of(base, lines), _dotted((*base, "objective")), (
-                "required field is missing: the target in percent, like 99.9")
+            yield (
+                _line_of(base, lines),
+                _dotted((*base, "objective")),
+                ("required field is missing: the target in percent, like 99.9"),
+            )
         if rs.objective is not None and is_unit_cost:
-            yield _line_of((*base, "objective"), lines), _dotted((*base, "objective")), (
-                "a unit-cost SLO takes its budget from `tolerance`; remove `objective`")
+            yield (
+                _line_of((*base, "objective"), lines),
+                _dotted((*base, "objective")),
+                ("a unit-cost SLO takes its budget from `tolerance`; remove `objective`"),
+            )
         for key in [k for k, _ in slo.filter] + list(slo.group_by):
             if not _label_ok(key):
                 where = (*base, "filter", key) if key in rs.filter else (*base, "group_by")
                 close = difflib.get_close_matches(key, LABEL_KEYS, n=1)
                 hint = f" — did you mean `{close[0]}`?" if close else ""
-                yield _line_of(where, lines), _dotted(where), (
-                    f"unknown label `{key}`{hint}; use one of {', '.join(LABEL_KEYS)} "
-                    "or attributes.<key>")
+                yield (
+                    _line_of(where, lines),
+                    _dotted(where),
+                    (
+                        f"unknown label `{key}`{hint}; use one of {', '.join(LABEL_KEYS)} "
+                        "or attributes.<key>"
+                    ),
+                )
         if slo.sli.kind == "quality" and any(k != "service" for k, _ in slo.filter):
             where = (*base, "filter")
-            yield _line_of(where, lines), _dotted(where), (
-                "quality SLIs read score events, which carry no route/model labels; "
-                "filter by score name instead")
-        if slo.budgeting.sliced and slo.window.kind == "rolling" and (
-            slo.window.minutes % slo.budgeting.slice_minutes
+            yield (
+                _line_of(where, lines),
+                _dotted(where),
+                (
+                    "quality SLIs read score events, which carry no route/model labels; "
+                    "filter by score name instead"
+                ),
+            )
+        if (
+            slo.budgeting.sliced
+            and slo.window.kind == "rolling"
+            and (slo.window.minutes % slo.budgeting.slice_minutes)
         ):
             where = (*base, "budgeting", "slice")
-            yield _line_of(where, lines), _dotted(where), (
-                "the slice must divide the window evenly")
+            yield (
+                _line_of(where, lines),
+                _dotted(where),
+                ("the slice must divide the window evenly"),
+            )
         if slo.budgeting.sliced and 1440 % slo.budgeting.slice_minutes:
             where = (*base, "budgeting", "slice")
-            yield _line_of(where, lines), _dotted(where), (
-                "the slice must divide a day evenly (1m, 5m, 10m, 15m, 30m, 1h, ...)")
+            yield (
+                _line_of(where, lines),
+                _dotted(where),
+                ("the slice must divide a day evenly (1m, 5m, 10m, 15m, 30m, 1h, ...)"),
+            )
         for m, _w in slo.sli.members:
             where = (*base, "sli", "composite", "members")
             if m not in names:
@@ -299,12 +357,17 @@ def check_model(
             else:
                 member = spec.slo(m)
                 if member.sli.kind == "composite":
-                    yield _line_of(where, lines), _dotted(where), (
-                        f"member `{m}` is itself a composite; nest members directly")
+                    yield (
+                        _line_of(where, lines),
+                        _dotted(where),
+                        (f"member `{m}` is itself a composite; nest members directly"),
+                    )
                 if member.group_by:
-                    yield _line_of(where, lines), _dotted(where), (
-                        f"member `{m}` is grouped; composites combine ungrouped SLOs")
+                    yield (
+                        _line_of(where, lines),
+                        _dotted(where),
+                        (f"member `{m}` is grouped; composites combine ungrouped SLOs"),
+                    )
         if slo.sli.kind == "composite" and slo.group_by:
             where = (*base, "group_by")
             yield _line_of(where, lines), _dotted(where), "a composite SLO cannot be grouped"
-

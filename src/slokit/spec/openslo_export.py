@@ -1,4 +1,4 @@
-"""slokit spec -> OpenSLO v1 documents: one Service, then an SLI and an SLO per slokit SLO.
+"""One slokit SLO -> an OpenSLO v1 SLI document and an SLO document, as plain data.
 
 Every indicator is an OpenSLO `metricSource` of `type: slokit` whose `spec` is the slokit
 SLI written exactly as in a `slokit/v1` file (plus service, filter and group_by), so an
@@ -42,41 +42,25 @@ THRESHOLD_KINDS = {
     "latency_percentile": ("lte", "threshold_ms"),
     "throughput": ("gte", "min_per_second"),
 }
-_RFC1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+RFC1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def export_openslo(spec: model.Spec) -> tuple[str, list[str]]:
-    """OpenSLO v1 YAML (`---` separated Service, SLI, SLO documents) and notes."""
-    notes: list[str] = []
-    if not _RFC1123.match(spec.service):
-        notes.append(_name_note("Service", spec.service))
-    docs: list[dict[str, Any]] = [_service(spec)]
-    for slo in spec.slos:
-        if not _RFC1123.match(slo.name):
-            notes.append(_name_note("SLO", slo.name))
-        docs.append(_sli_doc(slo))
-        docs.append(_slo_doc(slo, notes))
-    header = (
-        f"# OpenSLO v1 documents exported by slokit from service {spec.service}.\n"
-        "# Indicators use metricSource type `slokit`: only slokit evaluates them.\n"
-    )
-    return header + dump_yaml(docs), notes
+def slo_documents(slo: model.SLO, notes: list[str]) -> list[dict[str, Any]]:
+    """The OpenSLO SLI and SLO documents for one slokit SLO."""
+    if not RFC1123.match(slo.name):
+        notes.append(name_note("SLO", slo.name))
+    return [_sli_doc(slo), _slo_doc(slo, notes)]
 
 
-def _name_note(kind: str, name: str) -> str:
+def name_note(kind: str, name: str) -> str:
     return (
         f"{kind}/{name}: the name is not an RFC 1123 label (lowercase letters, digits "
         "and '-', at most 63); some OpenSLO tools reject it"
     )
 
 
-def _doc(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+def document(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
-
-
-def _service(spec: model.Spec) -> dict[str, Any]:
-    body = {"description": spec.description} if spec.description else {}
-    return _doc("Service", {"name": spec.service}, body)
 
 
 def _sli_doc(slo: model.SLO) -> dict[str, Any]:
@@ -90,7 +74,7 @@ def _sli_doc(slo: model.SLO) -> dict[str, Any]:
                 "total": _source(slo, "valid"),
             }
         }
-    return _doc("SLI", {"name": slo.name}, body)
+    return document("SLI", {"name": slo.name}, body)
 
 
 def _source(slo: model.SLO, count: str | None) -> dict[str, Any]:
@@ -133,7 +117,7 @@ def _slo_doc(slo: model.SLO, notes: list[str]) -> dict[str, Any]:
     body["timeWindow"] = [_window(slo.window)]
     body["budgetingMethod"] = BUDGETING[slo.budgeting.method]
     body["objectives"] = [_objective(slo)]
-    return _doc("SLO", metadata, body)
+    return document("SLO", metadata, body)
 
 
 def _window(w: model.WindowSpec) -> dict[str, Any]:

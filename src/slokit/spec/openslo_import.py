@@ -99,13 +99,15 @@ def slo_to_v1(doc: Doc, slis: dict[str, Doc], notes: list[str]) -> list[dict[str
     objectives = spec.get("objectives")
     if not isinstance(objectives, list) or not objectives:
         raise doc.fail("spec.objectives", "give at least one objective with a `target`")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, obj in enumerate(objectives):
         if not isinstance(obj, dict):
             raise doc.fail(f"spec.objectives[{i}]", "expected a mapping")
         slo: dict[str, Any] = {"name": name}
         if len(objectives) > 1:
-            slo["name"] = f"{name}-{_slug(obj.get('displayName')) or i + 1}"
+            suffix = _slug(obj.get("displayName"))
+            taken = suffix in {s["name"].removeprefix(f"{name}-") for s in out}
+            slo["name"] = f"{name}-{suffix if suffix and not taken else i + 1}"
         text = description if native else _foreign(description, sources, obj)
         if text:
             slo["description"] = text

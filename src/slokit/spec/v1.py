@@ -168,8 +168,10 @@ class SLI(Strict):
     def _empty_bodies(cls, data: Any) -> Any:
         # `availability: {}` and a bare `availability:` (null) both mean defaults.
         if isinstance(data, dict):
-            return {k: ({} if v is None and k in ("availability", "cold_start") else v)
-                    for k, v in data.items()}
+            return {
+                k: ({} if v is None and k in ("availability", "cold_start") else v)
+                for k, v in data.items()
+            }
         if isinstance(data, str):
             return {data: {}}
         return data
@@ -211,7 +213,9 @@ class Window(Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Berlin") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like Europe/Berlin"
+            ) from None
         return value
 
 

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -101,9 +102,7 @@ class DuckDBStore:
         with self._lock:
             for kind, table in TABLES.items():
                 self._exec(_create_sql(table, SCHEMAS[kind]))
-            self._exec(
-                "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)"
-            )
+            self._exec("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)")
             self._exec("INSERT OR IGNORE INTO meta VALUES ('seq', 0)")
             self._exec(
                 "CREATE TABLE IF NOT EXISTS rollup_defs (def_id VARCHAR PRIMARY KEY, "
@@ -120,7 +119,7 @@ class DuckDBStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _exec(self, sql: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
+    def _exec(self, sql: str, params: dict[str, object] | None = None) -> list[tuple[Any, ...]]:
         """Run one statement on the write connection and drain its result."""
         return self._con.execute(sql, params or {}).fetchall()
 
