@@ -188,7 +188,7 @@ def test_import_of_prometheus_gives_one_slo_per_objective() -> None:
         ),
         model.SLO(
             name="checkout-availability-great",
-            objective=99.9 / 100,  # as loaded
+            objective=0.999,
             budgeting=model.Budgeting("timeslices", 1, 0.99),
             **common,
         ),

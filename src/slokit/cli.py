@@ -312,8 +312,10 @@ def openslo_import(
     from slokit.spec.openslo import import_openslo
 
     try:
-        text, notes = import_openslo(path.read_text())
-    except (SlokitError, OSError) as exc:
+        text, notes = import_openslo(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _fail(SlokitError(f"{path}: cannot read: {exc.strerror}")) from None
+    except SlokitError as exc:
         raise _fail(SlokitError(f"{path}: {exc}")) from None
     for note in notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)

@@ -176,7 +176,7 @@ def _exclusion(ex: v1.ExclusionSpec) -> Exclusion:
 
 def _window(w: v1.Window) -> model.WindowSpec:
     if w.rolling is not None:
-        return model.WindowSpec("rolling", minutes=parse_minutes(w.rolling), timezone=w.timezone)
+        return model.WindowSpec("rolling", minutes=parse_minutes(w.rolling))
     assert w.calendar is not None
     return model.WindowSpec("calendar", unit=w.calendar, timezone=w.timezone)
 
@@ -199,7 +199,7 @@ def _sli(s: v1.SLI) -> model.SLI:
             kind,
             field=body.field,
             threshold_ms=body.threshold_ms,
-            percentile=body.percentile / 100,
+            percentile=round(body.percentile / 100, 12),
             outcomes=tuple(body.outcomes),
         )
     if kind == "goodput":
@@ -228,7 +228,7 @@ def _sli(s: v1.SLI) -> model.SLI:
             kind,
             max_usd=body.max_usd,
             mean_usd=body.mean_usd,
-            tolerance=None if body.tolerance is None else body.tolerance / 100,
+            tolerance=None if body.tolerance is None else round(body.tolerance / 100, 12),
         )
     if kind == "composite":
         return model.SLI(kind, members=tuple((m.slo, m.weight) for m in body.members))
@@ -245,7 +245,7 @@ def to_model(spec: v1.SpecV1, source: str | None = None) -> model.Spec:
         budgeting = model.Budgeting(
             method=s.budgeting.method,
             slice_minutes=parse_minutes(s.budgeting.slice),
-            slice_target=s.budgeting.slice_target / 100,
+            slice_target=round(s.budgeting.slice_target / 100, 12),
         )
         if sli.kind in ("latency_percentile", "throughput") and not budgeting.sliced:
             budgeting = model.Budgeting(
@@ -256,7 +256,7 @@ def to_model(spec: v1.SpecV1, source: str | None = None) -> model.Spec:
                 service=spec.service,
                 name=s.name,
                 sli=sli,
-                objective=(objective or 50.0) / 100,
+                objective=round((objective or 50.0) / 100, 12),
                 window=_window(s.window or spec.defaults.window),
                 budgeting=budgeting,
                 filter=tuple(
