@@ -221,3 +221,12 @@ def test_score_and_annotation_files(store: DuckDBStore, tmp_path: Path) -> None:
     )
     assert ingest_file(store, notes, kind="annotation").accepted == 1
     assert store.annotations("chat").column("text").to_pylist() == ["v1.2.3"]
+
+
+def test_a_repeated_event_id_within_one_file_is_stored_once(
+    store: DuckDBStore, tmp_path: Path
+) -> None:
+    path = _jsonl(tmp_path / "e.jsonl", [_line(event_id="x"), _line(event_id="x", latency_ms=9)])
+    report = ingest_file(store, path)
+    assert (report.accepted, report.duplicates) == (1, 1)
+    assert store.count() == 1

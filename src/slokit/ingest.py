@@ -8,11 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from slokit.events import readers
 from slokit.events.validate import Rejection, validate
 from slokit.store.duckdb_store import DuckDBStore
 
 MAX_REPORTED = 1000  # rejections kept per file for the report; the count is exact
+# Validated rows are gathered into batches of about this many before a store append:
+# each append is a transaction with fixed costs (dedupe, rollups, commit).
+APPEND_ROWS = 1 << 20
 
 
 @dataclass
@@ -51,6 +56,15 @@ def ingest_file(
     p = Path(path)
     report = IngestReport(str(p), kind)
     total = p.stat().st_size if p.is_file() else 0
+    pending: list[pa.Table] = []
+
+    def flush() -> None:
+        if pending:
+            result = store.append(kind, pa.concat_tables(pending))
+            report.accepted += result.inserted
+            report.duplicates += result.duplicates
+            pending.clear()
+
     for chunk in readers.read(p, fmt, kind):
         checked = validate(chunk.table, kind, lines=chunk.lines, defaults=defaults)
         rejections = sorted(chunk.rejected + checked.rejected, key=lambda r: r.line or 0)
@@ -58,9 +72,10 @@ def ingest_file(
         report.rejected += len(rejections)
         room = MAX_REPORTED - len(report.rejections)
         report.rejections.extend(rejections[: max(room, 0)])
-        result = store.append(kind, checked.table)
-        report.accepted += result.inserted
-        report.duplicates += result.duplicates
+        pending.append(checked.table)
+        if sum(t.num_rows for t in pending) >= APPEND_ROWS:
+            flush()
         if progress is not None:
             progress(chunk.done_bytes, total)
+    flush()
     return report

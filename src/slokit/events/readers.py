@@ -32,7 +32,7 @@ _EXTENSIONS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 32 << 20
 
 
 @dataclass
@@ -109,7 +109,7 @@ def _fast_jsonl(block: bytes, n_lines: int) -> pa.Table | None:
         return None
     try:
         table = pajson.read_json(
-            io.BytesIO(block), read_options=pajson.ReadOptions(block_size=1 << 20)
+            io.BytesIO(block), read_options=pajson.ReadOptions(block_size=4 << 20)
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None

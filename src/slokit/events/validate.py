@@ -197,63 +197,68 @@ def _to_type(col: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.Array, np.nd
     return pa.array(values, type=target), np.array(bad_list, dtype=bool)
 
 
+def _as_text(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_struct(col.type) or pa.types.is_list(col.type) or pa.types.is_map(col.type):
+        return pa.array([None if v is None else _text(v) for v in col.to_pylist()], pa.string())
+    return col if pa.types.is_string(col.type) else col.cast(pa.string())
+
+
+def _pairs_to_map(columns: list[tuple[str, pa.Array]], n: int) -> pa.Array:
+    """Row i of the map holds (name, value) for every column whose value is not null."""
+    k = len(columns)
+    order = np.arange(k * n).reshape(k, n).T.ravel()  # column-major -> row-major
+    values = pa.concat_arrays([c for _, c in columns]).take(pa.array(order))
+    key_idx = np.repeat(np.arange(k), n)[order]
+    valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    counts = valid.reshape(n, k).sum(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    keys = pa.array([name for name, _ in columns], pa.string()).take(pa.array(key_idx[valid]))
+    return pa.MapArray.from_arrays(
+        pa.array(offsets), keys, values.filter(pa.array(valid)), type=ATTRIBUTES,
+        mask=pa.array(counts == 0),
+    )
+
+
+def _map_pairs(base: pa.ChunkedArray) -> list[list[tuple[str, str]]]:
+    rows: list[list[tuple[str, str]]] = []
+    for v in base.to_pylist():
+        items = v.items() if isinstance(v, dict) else (v or [])
+        rows.append([(str(k), _text(val)) for k, val in items if val is not None])
+    return rows
+
+
 def _attributes(table: pa.Table, known: set[str], map_field: str) -> pa.Array:
-    """Collect `attributes` (object or map) and unknown columns into a string map."""
+    """Collect `attributes` (an object or a map) and unknown columns into a string map,
+    column by column."""
     n = table.num_rows
-    keys: list[list[str]] = [[] for _ in range(n)]
-    vals: list[list[str]] = [[] for _ in range(n)]
-
-    def add(name: str, col: pa.ChunkedArray) -> None:
-        text = col.cast(pa.string()) if not pa.types.is_string(col.type) else col
-        for i, v in enumerate(text.to_pylist()):
-            if v is not None:
-                keys[i].append(name)
-                vals[i].append(v)
-
     extra = [c for c in table.column_names if c not in known]
     base = table.column(map_field) if map_field in table.column_names else None
     if base is None and not extra:
         return pa.nulls(n, ATTRIBUTES)
-    if base is not None:
-        t = base.type
-        if pa.types.is_struct(t):
-            flat = base.combine_chunks()
-            for j in range(t.num_fields):
-                child = flat.field(j)
-                name = t.field(j).name
-                if pa.types.is_struct(child.type) or pa.types.is_list(child.type):
-                    import orjson
-
-                    strs = [
-                        None if v is None else orjson.dumps(v).decode() for v in child.to_pylist()
-                    ]
-                    add(name, pa.chunked_array([pa.array(strs, pa.string())]))
-                else:
-                    add(name, pa.chunked_array([child]))
-        elif pa.types.is_map(t) or pa.types.is_string(t):
-            for i, v in enumerate(base.to_pylist()):
-                if isinstance(v, list):
-                    for k, val in v:
-                        if val is not None:
-                            keys[i].append(str(k))
-                            vals[i].append(str(val))
-                elif isinstance(v, dict):
-                    for k, val in v.items():
-                        if val is not None:
-                            keys[i].append(str(k))
-                            vals[i].append(str(val))
-    for name in extra:
-        key = name.removeprefix(f"{map_field}.")
-        add(key, table.column(name))
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    offsets[1:] = np.cumsum([len(k) for k in keys])
-    flat_k = [k for row in keys for k in row]
-    flat_v = [v for row in vals for v in row]
-    has = pa.array([len(k) > 0 for k in keys])
-    arr = pa.MapArray.from_arrays(
-        pa.array(offsets, pa.int32()), pa.array(flat_k, pa.string()), pa.array(flat_v, pa.string())
-    )
-    return pc.if_else(has, arr, pa.nulls(n, ATTRIBUTES))
+    columns: list[tuple[str, pa.Array]] = []
+    if base is not None and pa.types.is_struct(base.type):
+        flat = base.combine_chunks()
+        columns += [(base.type.field(j).name, _as_text(flat.field(j)))
+                    for j in range(base.type.num_fields)]
+    elif base is not None and pa.types.is_map(base.type):
+        if not extra:
+            try:
+                return base.combine_chunks().cast(ATTRIBUTES)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        # a map beside extra columns (rare): merge row by row
+        rows = _map_pairs(base)
+        for name in extra:
+            key = name.removeprefix(f"{map_field}.")
+            for row, v in zip(rows, _as_text(table.column(name)).to_pylist(), strict=True):
+                if v is not None:
+                    row.append((key, v))
+        return pa.array([r or None for r in rows], ATTRIBUTES)
+    columns += [(c.removeprefix(f"{map_field}."), _as_text(table.column(c))) for c in extra]
+    if not columns:
+        return pa.nulls(n, ATTRIBUTES)
+    return _pairs_to_map(columns, n)
 
 
 def _derive_outcome(status: pa.Array) -> pa.Array:

@@ -143,7 +143,7 @@ class DuckDBStore:
         received = table.num_rows
         if received == 0:
             return AppendResult(0, 0)
-        table = _first_of_each_id(table.cast(SCHEMAS[kind]))
+        table = table.cast(SCHEMAS[kind])
         name = TABLES[kind]
         ts = table.column("ts")
         lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
@@ -154,8 +154,11 @@ class DuckDBStore:
                 seq = int(self._exec("SELECT value FROM meta WHERE key = 'seq'")[0][0]) + 1
                 con.register("_batch", table)
                 before = self._exec(f"SELECT count(*) FROM {name}")[0][0]
+                # a batch may repeat an event_id: keep one of each
+                repeats = self._exec("SELECT count(*) - count(DISTINCT event_id) FROM _batch")
+                source = "(SELECT DISTINCT ON (event_id) * FROM _batch)" if repeats[0][0] else "_batch"
                 self._exec(
-                    f"INSERT INTO {name} SELECT b.*, {seq} FROM _batch b WHERE NOT EXISTS ("
+                    f"INSERT INTO {name} SELECT b.*, {seq} FROM {source} b WHERE NOT EXISTS ("
                     f"SELECT 1 FROM {name} e WHERE e.ts BETWEEN $lo AND $hi "
                     "AND e.event_id = b.event_id)",
                     {"lo": lo, "hi": hi},
@@ -290,11 +293,3 @@ def _decode(blob: str) -> CountDef:
     data = json.loads(blob)
     data["group_by"] = tuple(data["group_by"])
     return CountDef(**data)
-
-
-def _first_of_each_id(table: pa.Table) -> pa.Table:
-    ids = table.column("event_id")
-    if pc.count_distinct(ids).as_py() == table.num_rows:
-        return table
-    _, first = np.unique(np.asarray(ids.to_pylist(), dtype=object), return_index=True)
-    return table.take(pa.array(np.sort(first)))
