@@ -24,12 +24,13 @@ from slokit.engine.status import ErrorBudget, Status
 from slokit.errors import EvaluationError
 from slokit.spec.model import SLO, Spec
 from slokit.store.definitions import CountDef, for_slo
-from slokit.store.duckdb_store import DuckDBStore
+from slokit.store.duckdb_store import DuckDBStore, Rollup
 
 
 @dataclass
 class _Counts:
-    """Sparse rollup rows read so far for one definition, from minute `lo` on."""
+    """Sparse rollup rows read so far for one definition, from minute `lo` on; each
+    row's group as a code into `groups`."""
 
     lo: int
     seq: int
@@ -38,6 +39,23 @@ class _Counts:
     good: np.ndarray
     valid: np.ndarray
     aux: np.ndarray
+    groups: list[str]
+
+    def add(self, r: Rollup) -> None:
+        """Append newly read rows, mapping their group keys onto this cache's codes."""
+        known = {g: i for i, g in enumerate(self.groups)}
+        for g in r.groups:
+            if g not in known:
+                known[g] = len(self.groups)
+                self.groups.append(g)
+        remap = np.array([known[g] for g in r.groups], dtype=np.int32)
+        codes = remap[r.group] if len(r.group) else r.group
+        self.minute = np.concatenate([self.minute, r.minute])
+        self.group = np.concatenate([self.group, codes])
+        self.good = np.concatenate([self.good, r.good])
+        self.valid = np.concatenate([self.valid, r.valid])
+        self.aux = np.concatenate([self.aux, r.aux])
+        self.seq = r.seq
 
 
 @dataclass(frozen=True)
@@ -89,24 +107,17 @@ class Evaluator:
         cached = self._cache.get(d.id)
         if cached is None or cached.lo > lo:
             r = self.store.rollup(d, lo, 2**62)
-            cached = _Counts(lo, r.seq, r.minute, r.group, r.good, r.valid, r.aux)
+            cached = _Counts(lo, r.seq, r.minute, r.group, r.good, r.valid, r.aux, r.groups)
         else:
             r = self.store.rollup(d, cached.lo, 2**62, since_seq=cached.seq)
             if len(r.minute):
-                cached = _Counts(
-                    cached.lo,
-                    r.seq,
-                    np.concatenate([cached.minute, r.minute]),
-                    np.concatenate([cached.group, r.group]),
-                    np.concatenate([cached.good, r.good]),
-                    np.concatenate([cached.valid, r.valid]),
-                    np.concatenate([cached.aux, r.aux]),
-                )
+                cached.add(r)
             else:
                 cached.seq = r.seq
         self._cache[d.id] = cached
         inside = (cached.minute >= lo) & (cached.minute < hi)
-        groups, codes = np.unique(cached.group[inside], return_inverse=True)
+        groups = cached.groups
+        codes = cached.group[inside].astype(np.int64)
         n = hi - lo
         idx = codes * n + (cached.minute[inside] - lo)
         shape = (len(groups), n)
@@ -121,7 +132,8 @@ class Evaluator:
             good[:, excluded] = 0.0
             valid[:, excluded] = 0.0
             aux[:, excluded] = 0.0
-        return _Dense(lo, [str(g) for g in groups], good, valid, aux)
+        order = sorted(range(len(groups)), key=groups.__getitem__)  # stable output order
+        return _Dense(lo, [groups[i] for i in order], good[order], valid[order], aux[order])
 
     # -- per SLO -----------------------------------------------------------------
 

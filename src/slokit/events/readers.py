@@ -96,7 +96,7 @@ def _read_jsonl(p: Path, kind: str) -> Iterator[Chunk]:
     line = 1
     for block, offset in _blocks(p):
         n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-        fast = _fast_jsonl(block, n_lines)
+        fast = read_ndjson_block(block, n_lines)
         if fast is not None:
             yield Chunk(fast, np.arange(line, line + n_lines), done_bytes=offset)
         else:
@@ -104,7 +104,9 @@ def _read_jsonl(p: Path, kind: str) -> Iterator[Chunk]:
         line += n_lines
 
 
-def _fast_jsonl(block: bytes, n_lines: int) -> pa.Table | None:
+def read_ndjson_block(block: bytes, n_lines: int) -> pa.Table | None:
+    """A block of whole NDJSON lines as a table, or None when pyarrow cannot read it
+    row for line (blank lines, a malformed line, a column of mixed types)."""
     if b"\n\n" in block or block.startswith(b"\n") or b"\r" in block:
         return None
     try:

@@ -47,7 +47,8 @@ class Rollup:
     """Per-minute counts of one definition, sparse: one row per (minute, group)."""
 
     minute: np.ndarray
-    group: np.ndarray  # object array of group keys
+    group: np.ndarray  # int32 index into `groups` for each row
+    groups: list[str]  # the group keys these rows use
     good: np.ndarray
     valid: np.ndarray
     aux: np.ndarray
@@ -139,14 +140,28 @@ class DuckDBStore:
     def append(self, kind: str, table: pa.Table) -> AppendResult:
         """Insert validated records, skipping event_ids already stored (idempotent
         ingest), and fold them into every registered rollup, in one transaction."""
+        return self.append_many(kind, [table])[0]
+
+    def append_many(self, kind: str, tables: list[pa.Table]) -> list[AppendResult]:
+        """`append` for several batches in one transaction (group commit), with each
+        batch's own counts. An event_id repeated across batches is stored once, for
+        the first batch that carries it."""
         self._require_writable()
-        received = table.num_rows
-        if received == 0:
-            return AppendResult(0, 0)
-        table = table.cast(SCHEMAS[kind])
+        parts = [t.cast(SCHEMAS[kind]) for t in tables]
+        sizes = [t.num_rows for t in parts]
+        if sum(sizes) == 0:
+            return [AppendResult(0, 0) for _ in parts]
+        table = pa.concat_tables(parts)
+        table = table.append_column(
+            "_part", pa.array(np.repeat(np.arange(len(parts), dtype=np.int32), sizes))
+        )
         name = TABLES[kind]
         ts = table.column("ts")
-        lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
+        bounds = {"lo": pc.min(ts).as_py(), "hi": pc.max(ts).as_py()}
+        new_rows = (
+            f"FROM {{source}} b WHERE NOT EXISTS (SELECT 1 FROM {name} e "
+            "WHERE e.ts BETWEEN $lo AND $hi AND e.event_id = b.event_id)"
+        )
         with self._lock:
             con = self._con
             self._exec("BEGIN TRANSACTION")
@@ -154,17 +169,25 @@ class DuckDBStore:
                 seq = int(self._exec("SELECT value FROM meta WHERE key = 'seq'")[0][0]) + 1
                 con.register("_batch", table)
                 before = self._exec(f"SELECT count(*) FROM {name}")[0][0]
-                # a batch may repeat an event_id: keep one of each
                 repeats = self._exec("SELECT count(*) - count(DISTINCT event_id) FROM _batch")
-                source = "(SELECT DISTINCT ON (event_id) * FROM _batch)" if repeats[0][0] else "_batch"
-                self._exec(
-                    f"INSERT INTO {name} SELECT b.*, {seq} FROM {source} b WHERE NOT EXISTS ("
-                    f"SELECT 1 FROM {name} e WHERE e.ts BETWEEN $lo AND $hi "
-                    "AND e.event_id = b.event_id)",
-                    {"lo": lo, "hi": hi},
+                source = (
+                    "(SELECT * FROM _batch QUALIFY row_number() OVER "
+                    "(PARTITION BY event_id ORDER BY _part) = 1)"
+                    if repeats[0][0]
+                    else "_batch"
                 )
+                rows = new_rows.format(source=source)
+                inserted = [0] * len(parts)
+                if len(parts) > 1:
+                    for part, count in self._exec(
+                        f"SELECT _part, count(*) {rows} GROUP BY _part", bounds
+                    ):
+                        inserted[part] = int(count)
+                self._exec(f"INSERT INTO {name} SELECT b.* EXCLUDE (_part), {seq} {rows}", bounds)
                 after = self._exec(f"SELECT count(*) FROM {name}")[0][0]
                 con.unregister("_batch")
+                if len(parts) == 1:
+                    inserted[0] = int(after - before)
                 self._exec("UPDATE meta SET value = $s WHERE key = 'seq'", {"s": seq})
                 if kind != "annotation":
                     self._refresh_locked(upto=seq)
@@ -172,7 +195,7 @@ class DuckDBStore:
             except BaseException:
                 self._exec("ROLLBACK")
                 raise
-        return AppendResult(received, int(after - before))
+        return [AppendResult(n, i) for n, i in zip(sizes, inserted, strict=True)]
 
     def register(self, defs: Iterable[CountDef]) -> list[str]:
         """Create rollups for definitions not seen before and fill them from all
@@ -238,16 +261,19 @@ class DuckDBStore:
             )
         if not parts:
             empty = np.zeros(0)
-            return Rollup(empty.astype(np.int64), empty.astype(object), empty, empty, empty, seq)
+            return Rollup(empty.astype(np.int64), empty.astype(np.int32), [], empty, empty,
+                          empty, seq)
         sql = (
             "SELECT minute, grp, sum(good) AS good, sum(valid) AS valid, sum(aux) AS aux FROM ("
             + " UNION ALL ".join(parts)
             + ") GROUP BY minute, grp"
         )
         t = cur.sql(sql).to_arrow_table()
+        codes = t.column("grp").combine_chunks().dictionary_encode()
         return Rollup(
             minute=t.column("minute").to_numpy().astype(np.int64),
-            group=np.asarray(t.column("grp").to_pylist(), dtype=object),
+            group=np.asarray(codes.indices.to_numpy(zero_copy_only=False), dtype=np.int32),
+            groups=[str(g) for g in codes.dictionary.to_pylist()],
             good=t.column("good").to_numpy().astype(float),
             valid=t.column("valid").to_numpy().astype(float),
             aux=t.column("aux").to_numpy().astype(float),
