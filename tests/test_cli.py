@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from slokit.cli import app
+from slokit.store import DuckDBStore
 
 runner = CliRunner()
 
@@ -89,9 +90,11 @@ def test_status_with_an_unknown_slo_names_the_ones_there_are(tmp_path: Path) -> 
         "apiVersion: slokit/v1\nservice: chat\nslos:\n  - name: avail\n"
         "    objective: 99\n    sli: availability\n"
     )
-    result = runner.invoke(
-        app, ["status", "--db", str(tmp_path / "e.duckdb"), "--spec", str(spec), "--slo", "nope"]
-    )
+    db = tmp_path / "e.duckdb"
+    missing = runner.invoke(app, ["status", "--db", str(db), "--spec", str(spec)])
+    assert missing.exit_code == 2 and "no event store here" in missing.stderr
+    DuckDBStore(db).close()
+    result = runner.invoke(app, ["status", "--db", str(db), "--spec", str(spec), "--slo", "nope"])
     assert result.exit_code == 2
     assert "no SLO named 'nope' in the spec; SLOs: avail" in result.stderr
 

@@ -192,6 +192,10 @@ def status(
     from slokit.store import DuckDBStore
 
     moment = _parse_time(at)
+    if not db.exists():
+        err.print(f"[red]error:[/] {db}: no event store here; load events with `slokit ingest "
+                  f"--db {db} FILE`, or try `slokit demo`")
+        raise typer.Exit(2)
     try:
         model = load(spec)
         with DuckDBStore(db) as store:
@@ -300,6 +304,16 @@ def demo(
     out.print(f"next: slokit status --db {db} --spec {spec_out} --json")
 
 
+def _write_converted(text: str, notes: list[str], output: Path | None) -> None:
+    for note in notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")
+
+
 @openslo_app.command("import")
 def openslo_import(
     path: Annotated[Path, typer.Argument(help="OpenSLO v1 YAML (one or more documents).")],
@@ -317,13 +331,7 @@ def openslo_import(
         raise _fail(SlokitError(f"{path}: cannot read: {exc.strerror}")) from None
     except SlokitError as exc:
         raise _fail(SlokitError(f"{path}: {exc}")) from None
-    for note in notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text)
-        out.print(f"wrote {output}")
+    _write_converted(text, notes, output)
 
 
 @openslo_app.command("export")
@@ -341,13 +349,7 @@ def openslo_export(
         text, notes = export_openslo(load(spec))
     except SlokitError as exc:
         raise _fail(exc) from None
-    for note in notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text)
-        out.print(f"wrote {output}")
+    _write_converted(text, notes, output)
 
 
 def main() -> None:
