@@ -62,4 +62,10 @@ def timer() -> Iterator[list[float]]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux
+    copies ru_maxrss from the parent on fork, so a child spawned by a big parent
+    reports the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
