@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from common import DATA, END, demo_requests, peak_rss_mb, timer
 
 from slokit.demo.run import demo_spec_text
 from slokit.engine import Evaluator
 from slokit.spec import loads
 from slokit.store import DuckDBStore, for_slo
+
+from common import DATA, END, demo_requests, peak_rss_mb, timer
 
 HERE = Path(__file__).resolve().parent
 
@@ -97,8 +98,12 @@ def main() -> None:
         stored = build(path, args.events)
     runs = {}
     for mode in ("rollup", "raw"):  # each in a fresh process: cold caches, own peak RSS
-        out = subprocess.run([sys.executable, __file__, "--events", str(args.events),
-                              "--measure", mode], check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--events", str(args.events), "--measure", mode],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         runs[mode] = json.loads(out.stdout)
     row = {
         "events": stored,
@@ -113,8 +118,9 @@ def main() -> None:
         "speedup_vs_raw_scan": round(runs["raw"]["first_s"] / runs["rollup"]["first_s"], 1),
         "build_s": round(t[0], 1),
     }
-    print(json.dumps(row, indent=2) if args.json else
-          "\n".join(f"{k:34} {v}" for k, v in row.items()))
+    print(
+        json.dumps(row, indent=2) if args.json else "\n".join(f"{k:34} {v}" for k, v in row.items())
+    )
 
 
 if __name__ == "__main__":

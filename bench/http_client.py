@@ -44,24 +44,35 @@ def main() -> None:
     def worker(items: list[bytes]) -> None:
         with httpx.Client(base_url=args.url, timeout=60) as client:
             for body in items:
-                r = client.post("/v1/events", content=body,
-                                headers={"content-type": "application/x-ndjson"})
+                r = client.post(
+                    "/v1/events", content=body, headers={"content-type": "application/x-ndjson"}
+                )
                 with lock:
                     if r.status_code == 200:
                         accepted[0] += r.json()["accepted"]
                     else:
                         failures[0] += 1
 
-    threads = [threading.Thread(target=worker, args=(work[i :: args.concurrency],))
-               for i in range(args.concurrency)]
+    threads = [
+        threading.Thread(target=worker, args=(work[i :: args.concurrency],))
+        for i in range(args.concurrency)
+    ]
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    print(json.dumps({"events": accepted[0], "seconds": elapsed, "failures": failures[0],
-                      "events_per_s": accepted[0] / elapsed}))
+    print(
+        json.dumps(
+            {
+                "events": accepted[0],
+                "seconds": elapsed,
+                "failures": failures[0],
+                "events_per_s": accepted[0] / elapsed,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

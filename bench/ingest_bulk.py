@@ -11,12 +11,13 @@ import argparse
 import json
 
 import duckdb
-from common import DATA, fresh, jsonl_file, parquet_file, timer
 
 from slokit.demo.run import demo_spec_text
 from slokit.ingest import ingest_file
 from slokit.spec import loads
 from slokit.store import DuckDBStore, for_slo
+
+from common import DATA, fresh, jsonl_file, parquet_file, timer
 
 
 def slokit_ingest(path: str, with_rollups: bool) -> float:
@@ -55,19 +56,30 @@ def main() -> None:
         base = duckdb_baseline(str(path), reader, n)
         plain = slokit_ingest(str(path), with_rollups=False)
         rolled = slokit_ingest(str(path), with_rollups=True)
-        rows.append({"format": fmt, "events": n, "slokit_per_s": round(plain),
-                     "slokit_with_12_rollups_per_s": round(rolled),
-                     "duckdb_raw_load_per_s": round(base),
-                     "ratio_to_duckdb": round(plain / base, 2), "target_per_s": target})
+        rows.append(
+            {
+                "format": fmt,
+                "events": n,
+                "slokit_per_s": round(plain),
+                "slokit_with_12_rollups_per_s": round(rolled),
+                "duckdb_raw_load_per_s": round(base),
+                "ratio_to_duckdb": round(plain / base, 2),
+                "target_per_s": target,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'format':8} {'events':>10} {'slokit/s':>12} {'+rollups/s':>12} "
-          f"{'duckdb raw/s':>13} {'ratio':>6} {'target/s':>10}")
+    print(
+        f"{'format':8} {'events':>10} {'slokit/s':>12} {'+rollups/s':>12} "
+        f"{'duckdb raw/s':>13} {'ratio':>6} {'target/s':>10}"
+    )
     for r in rows:
-        print(f"{r['format']:8} {r['events']:>10,} {r['slokit_per_s']:>12,} "
-              f"{r['slokit_with_12_rollups_per_s']:>12,} {r['duckdb_raw_load_per_s']:>13,} "
-              f"{r['ratio_to_duckdb']:>6} {r['target_per_s']:>10,}")
+        print(
+            f"{r['format']:8} {r['events']:>10,} {r['slokit_per_s']:>12,} "
+            f"{r['slokit_with_12_rollups_per_s']:>12,} {r['duckdb_raw_load_per_s']:>13,} "
+            f"{r['ratio_to_duckdb']:>6} {r['target_per_s']:>10,}"
+        )
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import httpx
-from common import DATA, demo_requests, fresh, timer
 
 from slokit.demo.run import demo_spec_text
 from slokit.store import DuckDBStore
+
+from common import DATA, demo_requests, fresh, timer
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,9 +48,20 @@ def serve_and_load(batches: int, concurrency: int, spec: Path | None) -> dict[st
             except httpx.TransportError:
                 time.sleep(0.1)
         out = subprocess.run(
-            [sys.executable, str(HERE / "http_client.py"), "--url", url, "--batches",
-             str(batches), "--concurrency", str(concurrency)],
-            check=True, capture_output=True, text=True, cwd=HERE,
+            [
+                sys.executable,
+                str(HERE / "http_client.py"),
+                "--url",
+                url,
+                "--batches",
+                str(batches),
+                "--concurrency",
+                str(concurrency),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=HERE,
         )
         return dict(json.loads(out.stdout))
     finally:
@@ -80,12 +92,17 @@ def main() -> None:
     plain = serve_and_load(args.batches, args.concurrency, None)
     rolled = serve_and_load(args.batches, args.concurrency, spec)
     base = in_process_appends(args.batches)
-    row = {"batches": args.batches, "batch_events": 1000, "concurrency": args.concurrency,
-           "http_events_per_s": round(plain["events_per_s"]),
-           "http_with_12_rollups_per_s": round(rolled["events_per_s"]),
-           "in_process_append_per_s": round(base),
-           "ratio_to_in_process": round(plain["events_per_s"] / base, 2),
-           "failures": plain["failures"] + rolled["failures"], "target_per_s": 50_000}
+    row = {
+        "batches": args.batches,
+        "batch_events": 1000,
+        "concurrency": args.concurrency,
+        "http_events_per_s": round(plain["events_per_s"]),
+        "http_with_12_rollups_per_s": round(rolled["events_per_s"]),
+        "in_process_append_per_s": round(base),
+        "ratio_to_in_process": round(plain["events_per_s"] / base, 2),
+        "failures": plain["failures"] + rolled["failures"],
+        "target_per_s": 50_000,
+    }
     if args.json:
         print(json.dumps(row, indent=2))
     else:

@@ -12,8 +12,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def run(script: str, *args: str) -> object:
-    out = subprocess.run([sys.executable, str(HERE / script), "--json", *args],
-                         check=True, capture_output=True, text=True, cwd=HERE)
+    out = subprocess.run(
+        [sys.executable, str(HERE / script), "--json", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+    )
     return json.loads(out.stdout)
 
 
@@ -25,22 +30,30 @@ def main() -> None:
     print("| benchmark | slokit | baseline in the same run | target |")
     print("|---|---|---|---|")
     for r in bulk:
-        print(f"| bulk ingest, {r['format']}, {r['events']:,} events | "
-              f"{r['slokit_per_s']:,}/s ({r['slokit_with_12_rollups_per_s']:,}/s with the demo "
-              f"spec's 12 rollups) | DuckDB loading the file unchecked: "
-              f"{r['duckdb_raw_load_per_s']:,}/s (ratio {r['ratio_to_duckdb']}) | "
-              f">= {r['target_per_s']:,}/s |")
-    print(f"| HTTP ingest, NDJSON, 1,000-event batches, {http['concurrency']} client threads "
-          f"in a second process | {http['http_events_per_s']:,}/s "
-          f"({http['http_with_12_rollups_per_s']:,}/s with 12 rollups) | in-process appends of "
-          f"1,000 events: {http['in_process_append_per_s']:,}/s | >= 50,000/s |")
-    print(f"| first evaluation, demo spec (12 SLOs, {ev['statuses']} statuses), "
-          f"{ev['events']:,} events | {ev['first_evaluation_s']} s | from raw events without "
-          f"rollups: {ev['raw_scan_first_evaluation_s']} s ({ev['speedup_vs_raw_scan']}x) | "
-          f"<= 3 s |")
-    print(f"| re-evaluation after one more minute ({ev['minute_events']:,} events) | "
-          f"{ev['re_evaluation_after_1_minute_s']} s | with nothing new: "
-          f"{ev['re_evaluation_no_new_data_s']} s | <= 0.2 s |")
+        print(
+            f"| bulk ingest, {r['format']}, {r['events']:,} events | "
+            f"{r['slokit_per_s']:,}/s ({r['slokit_with_12_rollups_per_s']:,}/s with the demo "
+            f"spec's 12 rollups) | DuckDB loading the file unchecked: "
+            f"{r['duckdb_raw_load_per_s']:,}/s (ratio {r['ratio_to_duckdb']}) | "
+            f">= {r['target_per_s']:,}/s |"
+        )
+    print(
+        f"| HTTP ingest, NDJSON, 1,000-event batches, {http['concurrency']} client threads "
+        f"in a second process | {http['http_events_per_s']:,}/s "
+        f"({http['http_with_12_rollups_per_s']:,}/s with 12 rollups) | in-process appends of "
+        f"1,000 events: {http['in_process_append_per_s']:,}/s | >= 50,000/s |"
+    )
+    print(
+        f"| first evaluation, demo spec (12 SLOs, {ev['statuses']} statuses), "
+        f"{ev['events']:,} events | {ev['first_evaluation_s']} s | from raw events without "
+        f"rollups: {ev['raw_scan_first_evaluation_s']} s ({ev['speedup_vs_raw_scan']}x) | "
+        f"<= 3 s |"
+    )
+    print(
+        f"| re-evaluation after one more minute ({ev['minute_events']:,} events) | "
+        f"{ev['re_evaluation_after_1_minute_s']} s | with nothing new: "
+        f"{ev['re_evaluation_no_new_data_s']} s | <= 0.2 s |"
+    )
     print(f"| peak memory of the evaluating process | {ev['peak_rss_mb']:,} MB | | <= 2,048 MB |")
 
 

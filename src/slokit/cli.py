@@ -193,8 +193,10 @@ def status(
 
     moment = _parse_time(at)
     if not db.exists():
-        err.print(f"[red]error:[/] {db}: no event store here; load events with `slokit ingest "
-                  f"--db {db} FILE`, or try `slokit demo`")
+        err.print(
+            f"[red]error:[/] {db}: no event store here; load events with `slokit ingest "
+            f"--db {db} FILE`, or try `slokit demo`"
+        )
         raise typer.Exit(2)
     try:
         model = load(spec)

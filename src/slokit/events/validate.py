@@ -215,7 +215,10 @@ def _pairs_to_map(columns: list[tuple[str, pa.Array]], n: int) -> pa.Array:
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     keys = pa.array([name for name, _ in columns], pa.string()).take(pa.array(key_idx[valid]))
     return pa.MapArray.from_arrays(
-        pa.array(offsets), keys, values.filter(pa.array(valid)), type=ATTRIBUTES,
+        pa.array(offsets),
+        keys,
+        values.filter(pa.array(valid)),
+        type=ATTRIBUTES,
         mask=pa.array(counts == 0),
     )
 
@@ -239,8 +242,9 @@ def _attributes(table: pa.Table, known: set[str], map_field: str) -> pa.Array:
     columns: list[tuple[str, pa.Array]] = []
     if base is not None and pa.types.is_struct(base.type):
         flat = base.combine_chunks()
-        columns += [(base.type.field(j).name, _as_text(flat.field(j)))
-                    for j in range(base.type.num_fields)]
+        columns += [
+            (base.type.field(j).name, _as_text(flat.field(j))) for j in range(base.type.num_fields)
+        ]
     elif base is not None and pa.types.is_map(base.type):
         if not extra:
             try:

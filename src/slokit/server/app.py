@@ -249,8 +249,9 @@ class Server:
 def _fast_ndjson(body: bytes, content_type: str, kind: str) -> Validated | None:
     """NDJSON through pyarrow's JSON reader (C++, no per-record Python): None when
     the body is not plain NDJSON that it reads, and the record-by-record path runs."""
-    if body[:1] in (b"[", b"") or ("json" in content_type and "nd" not in content_type
-                                   and b"\n" not in body.strip()):
+    if body[:1] in (b"[", b"") or (
+        "json" in content_type and "nd" not in content_type and b"\n" not in body.strip()
+    ):
         return None
     n_lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
     table = read_ndjson_block(body, n_lines)

@@ -106,7 +106,8 @@ class StoreWriter:
 
     def _do_group(self, group: list[_Job]) -> None:
         try:
-            results = self.store.append_many(group[0].kind, [j.table for j in group if j.table is not None])
+            tables = [j.table for j in group if j.table is not None]
+            results = self.store.append_many(group[0].kind, tables)
         except Exception as exc:
             for j in group:
                 j.resolve(error=exc)

@@ -6,7 +6,7 @@ alerts, rules, reports) is driven by these objects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
@@ -103,7 +103,6 @@ class Spec:
     slos: tuple[SLO, ...]
     description: str = ""
     source: str | None = None  # file path, for messages
-    extra: dict[str, object] = field(default_factory=dict, compare=False)
 
     def slo(self, name: str) -> SLO:
         for s in self.slos:

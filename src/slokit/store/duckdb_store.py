@@ -87,7 +87,7 @@ class DuckDBStore:
         except duckdb.IOException as exc:
             hint = (
                 "another slokit process (`slokit serve`?) holds it; stop it, or ask that "
-                "server with --server URL"
+                "server: GET /v1/status (serve with --spec), POST /v1/events"
                 if "lock" in str(exc).lower()
                 else "check the path and its permissions"
             )
@@ -261,8 +261,9 @@ class DuckDBStore:
             )
         if not parts:
             empty = np.zeros(0)
-            return Rollup(empty.astype(np.int64), empty.astype(np.int32), [], empty, empty,
-                          empty, seq)
+            return Rollup(
+                empty.astype(np.int64), empty.astype(np.int32), [], empty, empty, empty, seq
+            )
         sql = (
             "SELECT minute, grp, sum(good) AS good, sum(valid) AS valid, sum(aux) AS aux FROM ("
             + " UNION ALL ".join(parts)
