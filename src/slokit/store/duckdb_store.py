@@ -168,7 +168,6 @@ class DuckDBStore:
             try:
                 seq = int(self._exec("SELECT value FROM meta WHERE key = 'seq'")[0][0]) + 1
                 con.register("_batch", table)
-                before = self._exec(f"SELECT count(*) FROM {name}")[0][0]
                 repeats = self._exec("SELECT count(*) - count(DISTINCT event_id) FROM _batch")
                 source = (
                     "(SELECT * FROM _batch QUALIFY row_number() OVER "
@@ -183,11 +182,13 @@ class DuckDBStore:
                         f"SELECT _part, count(*) {rows} GROUP BY _part", bounds
                     ):
                         inserted[part] = int(count)
-                self._exec(f"INSERT INTO {name} SELECT b.* EXCLUDE (_part), {seq} {rows}", bounds)
-                after = self._exec(f"SELECT count(*) FROM {name}")[0][0]
+                # DuckDB answers an INSERT with the number of rows it inserted
+                done = self._exec(
+                    f"INSERT INTO {name} SELECT b.* EXCLUDE (_part), {seq} {rows}", bounds
+                )[0][0]
                 con.unregister("_batch")
                 if len(parts) == 1:
-                    inserted[0] = int(after - before)
+                    inserted[0] = int(done)
                 self._exec("UPDATE meta SET value = $s WHERE key = 'seq'", {"s": seq})
                 if kind != "annotation":
                     self._refresh_locked(upto=seq)
