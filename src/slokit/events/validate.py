@@ -7,6 +7,7 @@ their `Rejection`. Good rows of a batch are always kept.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -247,10 +248,8 @@ def _attributes(table: pa.Table, known: set[str], map_field: str) -> pa.Array:
         ]
     elif base is not None and pa.types.is_map(base.type):
         if not extra:
-            try:
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return base.combine_chunks().cast(ATTRIBUTES)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass
         # a map beside extra columns (rare): merge row by row
         rows = _map_pairs(base)
         for name in extra:

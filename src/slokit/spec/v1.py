@@ -125,7 +125,7 @@ class Cost(Strict):
 
 
 class ColdStart(Strict):
-    pass
+    """No parameters: good = not a cold start, valid = cold start known."""
 
 
 class Member(Strict):

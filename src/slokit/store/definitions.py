@@ -68,23 +68,25 @@ class CountDef:
         return dict(zip(self.group_by, values, strict=True))
 
 
+def _flag(condition: str) -> str:
+    return f"CASE WHEN {condition} THEN 1 ELSE 0 END"
+
+
 def for_slo(slo: SLO) -> CountDef:
     """The count definition of a non-composite SLO."""
     sli = slo.sli
     kind = sli.kind
     where = [f"service = {quote(slo.service)}"]
+
+    def counts(good: str, valid: str, aux: str = "0", table: str = "request_events") -> CountDef:
+        return CountDef(table, " AND ".join(where), slo.group_by, good, valid, aux)
+
     if kind == "quality":
         where.append(f"name = {quote(sli.score or '')}")
         if sli.sources:
             where.append(_in("source", sli.sources))
         passed = "passed" if sli.score_threshold is None else f"(value >= {sli.score_threshold!r})"
-        return CountDef(
-            table="score_events",
-            where=" AND ".join(where),
-            group_by=slo.group_by,
-            good=f"CASE WHEN {passed} THEN 1 ELSE 0 END",
-            valid=f"CASE WHEN {passed} IS NOT NULL THEN 1 ELSE 0 END",
-        )
+        return counts(_flag(passed), _flag(f"{passed} IS NOT NULL"), table="score_events")
     for key, values in slo.filter:
         where.append(_in(label_sql(key), values))
     if kind == "availability":
@@ -100,24 +102,14 @@ def for_slo(slo: SLO) -> CountDef:
     elif kind == "throughput":
         valid = _not_in("outcome", sli.excluded_outcomes)
         served = "1" if sli.unit == "requests" else "coalesce(output_tokens, 0)"
-        return CountDef(
-            table="request_events",
-            where=" AND ".join(where),
-            group_by=slo.group_by,
+        return counts(
             good=f"CASE WHEN {valid} AND outcome = 'ok' THEN {served} ELSE 0 END",
-            valid=f"CASE WHEN {valid} THEN 1 ELSE 0 END",
-            aux=f"CASE WHEN {valid} AND outcome <> 'ok' THEN 1 ELSE 0 END",
+            valid=_flag(valid),
+            aux=_flag(f"{valid} AND outcome <> 'ok'"),
         )
     elif kind == "cost" and sli.mean_usd is not None:
-        target = repr(sli.mean_usd)
-        ok = "CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END"
-        return CountDef(
-            table="request_events",
-            where=" AND ".join(where),
-            group_by=slo.group_by,
-            good=f"2 * {target} * {ok} - coalesce(cost_usd, 0)",
-            valid=f"{target} * {ok}",
-        )
+        target, ok = repr(sli.mean_usd), _flag("outcome = 'ok'")
+        return counts(good=f"2 * {target} * {ok} - coalesce(cost_usd, 0)", valid=f"{target} * {ok}")
     elif kind == "cost":
         valid = "cost_usd IS NOT NULL"
         good = f"{valid} AND cost_usd <= {sli.max_usd!r}"
@@ -126,10 +118,4 @@ def for_slo(slo: SLO) -> CountDef:
         good = "cold_start = FALSE"
     else:
         raise ValueError(f"no count definition for SLI kind {kind!r}")
-    return CountDef(
-        table="request_events",
-        where=" AND ".join(where),
-        group_by=slo.group_by,
-        good=f"CASE WHEN {good} THEN 1 ELSE 0 END",
-        valid=f"CASE WHEN {valid} THEN 1 ELSE 0 END",
-    )
+    return counts(_flag(good), _flag(valid))
