@@ -175,17 +175,10 @@ class Evaluator:
             status = self._status(slo, d.decode_group(key), window, series)
             if status.valid > 0 or len(dense.groups) == 1:
                 out.append(status)
-        if not out:
-            empty = Series(lo, 1, np.zeros(minute - lo), np.zeros(minute - lo))
+        if not out:  # no events at all: one status that says so
+            zeros = np.zeros(minute - lo)
             group: dict[str, str | None] = {k: None for k in slo.group_by}
-            out.append(
-                self._status(
-                    slo,
-                    group,
-                    window,
-                    self._series(slo, lo, empty.good, empty.valid, np.zeros(minute - lo)),
-                )
-            )
+            out.append(self._status(slo, group, window, self._series(slo, lo, zeros, zeros, zeros)))
         return out
 
     def _composite(self, slo: SLO, lo: int, minute: int) -> Series:
