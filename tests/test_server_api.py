@@ -869,3 +869,32 @@ def test_the_server_keeps_serving_after_a_burst_of_malformed_requests(api: Api) 
     assert [r.status_code for r in burst] == expected
     assert (response.status_code, response.json()) == (200, outcome(accepted=1))
     assert api.get("/healthz").json() == {"status": "ok", "seq": 1}
+
+
+def test_a_multi_member_gzip_body_is_read_whole(tmp_path: Path) -> None:
+    """Concatenated gzip members (what `cat a.gz b.gz` gives) are one body."""
+    app = create_app(ServerConfig(db=tmp_path / "g.duckdb"))
+    lines = [
+        json.dumps({"ts": f"2026-01-01T12:00:0{i}Z", "service": "s", "outcome": "ok"})
+        for i in range(4)
+    ]
+    body = gzip.compress(("\n".join(lines[:2]) + "\n").encode()) + gzip.compress(
+        "\n".join(lines[2:]).encode()
+    )
+
+    async def post() -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
+            return await client.post(
+                "/v1/events",
+                content=body,
+                headers={"content-encoding": "gzip", "content-type": "application/x-ndjson"},
+            )
+
+    try:
+        response = asyncio.run(post())
+    finally:
+        app.state.server.close()
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 4

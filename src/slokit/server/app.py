@@ -117,23 +117,7 @@ class Server:
         body = b"".join(parts)
         encoding = request.headers.get("content-encoding", "").lower()
         if encoding in ("gzip", "deflate"):
-            try:
-                d = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)
-                body = d.decompress(body, limit + 1)
-            except (zlib.error, gzip.BadGzipFile) as exc:
-                raise ApiError(
-                    400, "bad_encoding", f"cannot decompress {encoding} body: {exc}"
-                ) from exc
-            if len(body) > limit:
-                raise ApiError(
-                    413, "body_too_large", f"decompressed body exceeds the limit of {limit} bytes"
-                )
-            if not d.eof:  # a cut-off stream would otherwise store a prefix of the batch
-                raise ApiError(
-                    400,
-                    "bad_encoding",
-                    f"cannot decompress {encoding} body: the stream is truncated",
-                )
+            body = _decompress(body, encoding, limit)
         elif encoding not in ("", "identity"):
             raise ApiError(
                 415,
@@ -244,6 +228,35 @@ class Server:
     def close(self) -> None:
         self.writer.close()
         self.store.close()
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Inflate a gzip (every member of a multi-member stream) or deflate body, at most
+    `limit` bytes of it."""
+    out: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        d = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)
+        try:
+            part = d.decompress(rest, limit + 1 - size)
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise ApiError(
+                400, "bad_encoding", f"cannot decompress {encoding} body: {exc}"
+            ) from exc
+        size += len(part)
+        out.append(part)
+        if size > limit or d.unconsumed_tail:
+            raise ApiError(
+                413, "body_too_large", f"decompressed body exceeds the limit of {limit} bytes"
+            )
+        if not d.eof:  # a cut-off stream would otherwise store a prefix of the batch
+            raise ApiError(
+                400, "bad_encoding", f"cannot decompress {encoding} body: the stream is truncated"
+            )
+        rest = d.unused_data
+        if encoding != "gzip" or not rest.strip(b"\0"):
+            return b"".join(out)
 
 
 def _fast_ndjson(body: bytes, content_type: str, kind: str) -> Validated | None:
