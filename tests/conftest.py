@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from slokit.events.validate import validate_records
 from slokit.spec import Spec, loads
@@ -41,3 +42,12 @@ def put(store: DuckDBStore, records: list[dict[str, Any]], kind: str = "request"
 
 def spec_of(slos_yaml: str, service: str = "svc") -> Spec:
     return loads(f"apiVersion: slokit/v1\nservice: {service}\nslos:\n{slos_yaml}")
+
+
+def metric(text: str, sample: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == sample and s.labels == labels:
+                return float(s.value)
+    raise AssertionError(f"no sample {sample}{labels} in /metrics")

@@ -22,10 +22,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
-from prometheus_client.parser import text_string_to_metric_families
 
 from slokit.server.app import ServerConfig, create_app
 from slokit.store.duckdb_store import DuckDBStore
+
+from conftest import metric
 
 TOKEN = "s3cret-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -167,15 +168,6 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Api]]:
 @pytest.fixture
 def api(serve: Callable[..., Api]) -> Api:
     return serve(token=TOKEN)
-
-
-def metric(text: str, sample: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus text exposition."""
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == sample and s.labels == labels:
-                return float(s.value)
-    raise AssertionError(f"no sample {sample}{labels} in /metrics")
 
 
 # -- ingest of request events ------------------------------------------------------

@@ -3,6 +3,7 @@ what it acknowledged is in the DuckDB file after it stops."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from slokit.store.duckdb_store import DuckDBStore
+
+from conftest import metric
 
 TOKEN = "process-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -47,11 +49,9 @@ def wait_healthy(served: Served) -> None:
             pytest.fail(
                 f"slokit serve exited with {served.process.returncode}:\n{served.log.read_text()}"
             )
-        try:
+        with contextlib.suppress(httpx.TransportError):
             if httpx.get(f"{served.url}/healthz", timeout=1.0).status_code == 200:
                 return
-        except httpx.TransportError:
-            pass
         time.sleep(0.1)
     pytest.fail(f"slokit serve not healthy after {STARTUP_SECONDS} s:\n{served.log.read_text()}")
 
@@ -85,14 +85,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
         yield served
     finally:
         stop(process)
-
-
-def metric(text: str, sample: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == sample and s.labels == labels:
-                return float(s.value)
-    raise AssertionError(f"no sample {sample}{labels} in /metrics")
 
 
 def test_served_events_are_durable_after_the_server_stops(served: Served) -> None:
