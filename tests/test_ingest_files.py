@@ -230,3 +230,116 @@ def test_a_repeated_event_id_within_one_file_is_stored_once(
     report = ingest_file(store, path)
     assert (report.accepted, report.duplicates) == (1, 1)
     assert store.count() == 1
+
+
+def _count_fast_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Rows per chunk that DuckDB's JSON reader (the fast path) yields."""
+    from slokit.events import readers
+
+    rows: list[int] = []
+    fast = readers._duckdb_jsonl
+
+    def spy(p: Path):  # type: ignore[no-untyped-def]
+        for_caller = fast(p)
+        try:
+            while True:
+                chunk = next(for_caller)
+                rows.append(chunk.table.num_rows)
+                yield chunk
+        except StopIteration as stop:
+            return stop.value
+
+    monkeypatch.setattr(readers, "_duckdb_jsonl", spy)
+    return rows
+
+
+def _stored(store: DuckDBStore) -> list[dict[str, object]]:
+    return store.query(
+        "SELECT * EXCLUDE (_seq) FROM request_events ORDER BY ts, event_id"
+    ).to_pylist()
+
+
+def test_the_fast_jsonl_reader_stores_exactly_what_the_block_reader_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slokit.events import readers
+
+    lines = [
+        _line(
+            ts=f"2026-11-01T12:{i // 60:02d}:{i % 60:02d}.5Z",
+            latency_ms=i * 1.5,
+            input_tokens=i,
+            route=["chat", "rag"][i % 2],
+            attributes={"prompt": f"p{i}", "n": i},
+            region="eu" if i % 3 else None,
+        )
+        for i in range(300)
+    ]
+    lines[7] = lines[6]  # two identical records without event_id stay two events
+    path = _jsonl(tmp_path / "e.jsonl", lines)
+    fast_rows = _count_fast_rows(monkeypatch)
+    with DuckDBStore(tmp_path / "fast.duckdb") as a:
+        assert ingest_file(a, path).accepted == 300
+        got_fast = _stored(a)
+    assert sum(fast_rows) == 300
+
+    def skipped(p: Path):  # type: ignore[no-untyped-def]
+        return 0
+        yield
+
+    monkeypatch.setattr(readers, "_duckdb_jsonl", skipped)
+    with DuckDBStore(tmp_path / "blocks.duckdb") as b:
+        assert ingest_file(b, path).accepted == 300
+        assert _stored(b) == got_fast
+
+
+def test_a_late_bad_value_hands_the_rest_of_the_file_to_the_block_reader(
+    store: DuckDBStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slokit.events import readers
+
+    # DuckDB settles column types on the first 20,480 rows; a surprise after that
+    # stops its reader mid-file, and the block reader goes on from the next line
+    monkeypatch.setattr(readers, "BATCH_ROWS", 1000)
+    lines = [_line(event_id=f"e{i}", latency_ms=i) for i in range(25_000)]
+    lines[23_999] = _line(event_id="bad", latency_ms="slow")
+    lines[24_499] = _line(event_id="late", latency_ms=1, gpu="h100")
+    report = ingest_file(store, _jsonl(tmp_path / "big.jsonl", lines))
+    assert (report.accepted, report.rejected) == (24_999, 1)
+    assert [(r.line, r.field) for r in report.rejections] == [(24_000, "latency_ms")]
+    assert store.count() == 24_999
+    late = store.query("SELECT attributes FROM request_events WHERE event_id = 'late'")
+    assert late.to_pylist() == [{"attributes": [("gpu", "h100")]}]
+
+
+def test_a_blank_line_keeps_every_later_line_number(store: DuckDBStore, tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "e.jsonl", [_line(), "", "  ", _line(latency_ms=-1)])
+    report = ingest_file(store, path)
+    assert [(r.line, r.field) for r in report.rejections] == [(4, "latency_ms")]
+
+
+def test_the_block_reader_takes_over_at_the_line_after_the_fast_one_stopped(
+    store: DuckDBStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slokit.events import readers
+
+    # DuckDB may stop after it has handed over some rows (on a big file its error
+    # comes mid-stream); here it stops after the first 1,000 lines
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 4096)  # the hand-over falls mid-block
+    fast = readers._duckdb_jsonl
+
+    def one_batch(p: Path):  # type: ignore[no-untyped-def]
+        chunk = next(fast(p))
+        yield readers.Chunk(chunk.table.slice(0, 1000), chunk.lines[:1000])
+        return 1000
+
+    monkeypatch.setattr(readers, "_duckdb_jsonl", one_batch)
+    lines = [_line(event_id=f"e{i}", latency_ms=i) for i in range(3000)]
+    lines[999] = _line(event_id="e999", latency_ms=-1)  # the fast reader's last line
+    lines[1000] = _line(event_id="e1000", latency_ms=-1)  # the block reader's first
+    report = ingest_file(store, _jsonl(tmp_path / "big.jsonl", lines))
+    assert [r.line for r in report.rejections] == [1000, 1001]
+    assert (report.received, report.accepted) == (3000, 2998)
+    assert store.query("SELECT count(DISTINCT event_id) AS n FROM request_events").to_pylist() == [
+        {"n": 2998}
+    ]

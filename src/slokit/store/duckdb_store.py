@@ -93,6 +93,10 @@ class DuckDBStore:
             )
             raise StoreError(f"{self.path}: cannot open the event store: {hint} ({exc})") from exc
         self._con.execute(f"SET memory_limit = '{memory_limit}'")
+        # Every read that needs an order says ORDER BY. Without this, DuckDB writes big
+        # inserts straight to compressed blocks instead of re-compressing them at the
+        # next checkpoint: a 1M-event append took 1.6 s instead of 3.2 s here.
+        self._con.execute("SET preserve_insertion_order = false")
         self._lock = threading.RLock()
         if not read_only:
             self._create()
@@ -168,11 +172,11 @@ class DuckDBStore:
             try:
                 seq = int(self._exec("SELECT value FROM meta WHERE key = 'seq'")[0][0]) + 1
                 con.register("_batch", table)
-                repeats = self._exec("SELECT count(*) - count(DISTINCT event_id) FROM _batch")
+                repeats = table.num_rows - pc.count_distinct(table.column("event_id")).as_py()
                 source = (
                     "(SELECT * FROM _batch QUALIFY row_number() OVER "
                     "(PARTITION BY event_id ORDER BY _part) = 1)"
-                    if repeats[0][0]
+                    if repeats
                     else "_batch"
                 )
                 rows = new_rows.format(source=source)
