@@ -3,6 +3,7 @@ over the standard alerting windows, projected exhaustion and a burn-down timelin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,13 +40,16 @@ class Assessment:
     too_few_events: bool
     timeline_minutes: np.ndarray  # epoch minute of each point
     timeline_remaining: Floats  # remaining budget fraction at each point
+    counts: dict[int, tuple[float, float]]  # (good, valid) over the last N minutes
 
 
-def lookback(window: Window) -> int:
+def lookback(window: Window, longest: int = 0) -> int:
     """The first minute an assessment of `window` reads: a rolling window's timeline
-    needs one window before its own start; burn windows need up to 3 days."""
+    needs one window before its own start; burn windows need up to 3 days, alert rows
+    up to `longest` minutes."""
     span = window.length if window.rolling else 0
-    return min(window.start - span, window.end - max(BURN_WINDOWS.values()))
+    trailing = max(*BURN_WINDOWS.values(), longest)
+    return min(window.start - span, window.end - trailing)
 
 
 def assess(
@@ -55,13 +59,19 @@ def assess(
     *,
     min_events: int = 1,
     sampled: bool = False,
+    windows: Iterable[int] = (),
 ) -> Assessment:
+    """`windows`: more trailing windows (minutes) to count, beside the burn windows,
+    for alert rows."""
     good, valid = series.window(window.start, window.end)
     budget = error_budget(good, valid, objective)
-    burns: dict[str, float | None] = {}
-    for name, minutes in BURN_WINDOWS.items():
-        g, v = series.window(window.end - minutes, window.end)
-        burns[name] = burn_rate(g, v, objective)
+    counts = {
+        minutes: series.window(window.end - minutes, window.end)
+        for minutes in {*BURN_WINDOWS.values(), *windows}
+    }
+    burns: dict[str, float | None] = {
+        name: burn_rate(*counts[minutes], objective) for name, minutes in BURN_WINDOWS.items()
+    }
     burns["window"] = burn_rate(good, valid, objective)
     exhaustion = {
         name: minutes_to_exhaustion(budget.remaining, window.length, burns[name])
@@ -80,6 +90,7 @@ def assess(
         too_few_events=0 < valid < min_events,
         timeline_minutes=t_min,
         timeline_remaining=t_rem,
+        counts=counts,
     )
 
 

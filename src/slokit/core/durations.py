@@ -25,3 +25,17 @@ def format_minutes(minutes: int) -> str:
         if minutes >= size and minutes % size == 0:
             return f"{minutes // size}{unit}"
     return f"{minutes}m"
+
+
+_SECONDS = re.compile(r"^\s*(\d+)\s*([smh])\s*$")
+
+
+def parse_seconds(text: str) -> int:
+    """`30s` -> 30, `2m` -> 120, `1h` -> 3600: for intervals shorter than a minute."""
+    match = _SECONDS.match(str(text))
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(
+            f"invalid interval {text!r}; use a positive whole number of seconds, minutes or "
+            "hours, like 30s, 1m, 1h"
+        )
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]

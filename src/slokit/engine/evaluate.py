@@ -139,7 +139,7 @@ class Evaluator:
 
     def _range(self, slo: SLO, minute: int) -> tuple[Window, int]:
         window = slo.window.at(minute)
-        lo = lookback(window)
+        lo = lookback(window, max(slo.alerting.windows, default=0))
         if slo.budgeting.sliced:
             lo -= lo % slo.budgeting.slice_minutes
         return window, lo
@@ -226,7 +226,12 @@ class Evaluator:
         sampled = slo.sli.sampled
         min_events = slo.sli.min_samples if sampled and slo.sli.min_samples else slo.min_events
         a: Assessment = assess(
-            series, window, slo.objective, min_events=min_events, sampled=sampled
+            series,
+            window,
+            slo.objective,
+            min_events=min_events,
+            sampled=sampled,
+            windows=slo.alerting.windows,
         )
         end = from_minute(window.end)
         unit = "slices" if series.step > 1 or slo.budgeting.sliced else "events"
@@ -259,6 +264,7 @@ class Evaluator:
                 (from_minute(int(t)), float(r))
                 for t, r in zip(a.timeline_minutes, a.timeline_remaining, strict=True)
             ],
+            counts=a.counts,
         )
 
 

@@ -51,6 +51,8 @@ class Status:
     no_data: bool
     too_few_events: bool
     timeline: list[tuple[datetime, float]] = field(default_factory=list)
+    # (good, valid) over the last N minutes of the window, for alert conditions
+    counts: dict[int, tuple[float, float]] = field(default_factory=dict, repr=False)
 
     @property
     def worst_burn(self) -> tuple[str, float] | None:

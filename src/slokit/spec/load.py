@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import ValidationError
 
-from slokit.core.durations import parse_minutes
+
+from slokit.core.alerting import WORKBOOK_ROWS, BurnRow
+from slokit.core.durations import parse_minutes, parse_seconds
 from slokit.core.exclusions import Exclusion
 from slokit.errors import SpecError
 from slokit.spec import model, v1
@@ -268,10 +271,74 @@ def to_model(spec: v1.SpecV1, source: str | None = None) -> model.Spec:
                 min_events=s.min_events or spec.defaults.min_events,
                 description=s.description,
                 labels=tuple(sorted(s.labels.items())),
+                alerting=_slo_alerting(s.alerting, spec.alerting),
             )
         )
     return model.Spec(
-        service=spec.service, slos=tuple(slos), description=spec.description, source=source
+        service=spec.service,
+        slos=tuple(slos),
+        description=spec.description,
+        source=source,
+        alerting=_alerting(spec.alerting),
+        policy=_policy(spec.policy),
+    )
+
+
+def _minutes_or_zero(value: str | None) -> int:
+    return parse_minutes(value) if value else 0
+
+
+def _slo_alerting(a: v1.SLOAlerting, defaults: v1.Alerting) -> model.SLOAlerting:
+    for_minutes = _minutes_or_zero(a.for_ or defaults.for_)
+    if a.policy == "none":
+        rows: tuple[BurnRow, ...] = ()
+    elif a.policy == "default":
+        rows = tuple(replace(r, for_minutes=for_minutes) for r in WORKBOOK_ROWS)
+    else:
+        rows = tuple(
+            BurnRow(
+                severity=r.severity,
+                long=parse_minutes(r.long),
+                short=parse_minutes(r.short),
+                budget=None if r.budget is None else round(r.budget / 100, 12),
+                burn=r.burn,
+                for_minutes=_minutes_or_zero(r.for_) or for_minutes,
+            )
+            for r in a.policy
+        )
+    no_data = a.no_data if a.no_data is not None else defaults.no_data
+    return model.SLOAlerting(
+        rows=rows,
+        min_events=a.min_events or defaults.min_events,
+        no_data_minutes=None if no_data == "off" or a.policy == "none" else parse_minutes(no_data),
+        no_data_severity=defaults.no_data_severity,
+    )
+
+
+def _alerting(a: v1.Alerting) -> model.Alerting:
+    return model.Alerting(
+        interval_seconds=parse_seconds(a.interval),
+        link=a.link,
+        receivers=dict(a.receivers),
+        routes=tuple(
+            model.Route(
+                receivers=tuple(r.receivers),
+                severities=tuple(r.severity or ()),
+                slos=tuple(r.slos or ()),
+            )
+            for r in a.routes
+        ),
+    )
+
+
+def _policy(p: v1.Policy) -> model.Policy:
+    return model.Policy(
+        caution_below=round(p.caution_below / 100, 12),
+        caution_on_page=p.caution_on_page,
+        freeze_when_exhausted=p.freeze_when_exhausted,
+        allow_when_frozen=tuple(p.allow_when_frozen),
+        postmortem_over=round(p.postmortem_over / 100, 12),
+        slos=tuple(p.slos or ()),
     )
 
 
@@ -371,3 +438,38 @@ def check_model(
         if slo.sli.kind == "composite" and slo.group_by:
             where = (*base, "group_by")
             yield _line_of(where, lines), _dotted(where), "a composite SLO cannot be grouped"
+
+    yield from _check_alerting(spec, names, lines)
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" — did you mean `{close[0]}`?" if close else ""
+    return f"unknown {kind} `{name}`{hint} (defined: {', '.join(known) or 'none'})"
+
+
+def _check_alerting(
+    spec: model.Spec, names: list[str], lines: dict[Path_, int]
+) -> Iterable[tuple[int | None, str, str]]:
+    """Routes name defined receivers and SLOs; receivers are valid; the policy names
+    SLOs of the spec."""
+    from slokit.alerting.config import receiver_problems
+
+    a = spec.alerting
+    for name, problem, path in receiver_problems(a.receivers):
+        where: Path_ = ("alerting", "receivers", name, *path)
+        yield _line_of(where, lines), _dotted(where), problem
+    for i, route in enumerate(a.routes):
+        for r in route.receivers:
+            if r not in a.receivers:
+                where = ("alerting", "routes", i, "receivers")
+                yield _line_of(where, lines), _dotted(where), _unknown("receiver", r, a.receivers)
+        for s in route.slos:
+            if s not in names:
+                where = ("alerting", "routes", i, "slos")
+                yield _line_of(where, lines), _dotted(where), _unknown("SLO", s, names)
+    for s in spec.policy.slos:
+        if s not in names:
+            where = ("policy", "slos")
+            yield _line_of(where, lines), _dotted(where), _unknown("SLO", s, names)

@@ -6,10 +6,12 @@ alerts, rules, reports) is driven by these objects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from slokit.core.alerting import DEFAULT_MIN_EVENTS, WORKBOOK_ROWS, BurnRow
 from slokit.core.exclusions import Exclusion
 from slokit.core.windows import Window, calendar, rolling
 
@@ -78,6 +80,64 @@ class SLI:
 
 
 @dataclass(frozen=True)
+class SLOAlerting:
+    rows: tuple[BurnRow, ...] = WORKBOOK_ROWS
+    min_events: int = DEFAULT_MIN_EVENTS  # valid events a row's long window needs
+    no_data_minutes: int | None = 60  # None: no no-data alert
+    no_data_severity: str = "ticket"
+
+    @property
+    def windows(self) -> set[int]:
+        """Every trailing window (minutes) the alert conditions read."""
+        out = {m for r in self.rows for m in (r.long, r.short)}
+        if self.no_data_minutes:
+            out.add(self.no_data_minutes)
+        return out
+
+
+@dataclass(frozen=True)
+class Route:
+    receivers: tuple[str, ...]
+    severities: tuple[str, ...] = ()  # empty: any
+    slos: tuple[str, ...] = ()  # empty: any
+
+    def matches(self, slo: str, severity: str) -> bool:
+        return (not self.severities or severity in self.severities) and (
+            not self.slos or slo in self.slos
+        )
+
+
+@dataclass(frozen=True)
+class Alerting:
+    interval_seconds: int = 30
+    link: str | None = None
+    # receiver name -> its config, validated by slokit.alerting.notify
+    receivers: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    routes: tuple[Route, ...] = ()
+
+    def receivers_for(self, slo: str, severity: str) -> list[str]:
+        """Receivers an alert goes to: those of every matching route, or, with no
+        routes at all, every receiver."""
+        if not self.routes:
+            return sorted(self.receivers)
+        names: list[str] = []
+        for r in self.routes:
+            if r.matches(slo, severity):
+                names += [n for n in r.receivers if n not in names]
+        return names
+
+
+@dataclass(frozen=True)
+class Policy:
+    caution_below: float = 0.25  # fraction of budget remaining
+    caution_on_page: bool = True
+    freeze_when_exhausted: bool = True
+    allow_when_frozen: tuple[str, ...] = ("fix", "security")
+    postmortem_over: float = 0.20  # fraction of the window's budget
+    slos: tuple[str, ...] = ()  # empty: every SLO of the service
+
+
+@dataclass(frozen=True)
 class SLO:
     service: str
     name: str
@@ -91,6 +151,7 @@ class SLO:
     min_events: int = 10
     description: str = ""
     labels: tuple[tuple[str, str], ...] = ()
+    alerting: SLOAlerting = SLOAlerting()
 
     @property
     def objective_percent(self) -> float:
@@ -103,6 +164,8 @@ class Spec:
     slos: tuple[SLO, ...]
     description: str = ""
     source: str | None = None  # file path, for messages
+    alerting: Alerting = Alerting()
+    policy: Policy = Policy()
 
     def slo(self, name: str) -> SLO:
         for s in self.slos:

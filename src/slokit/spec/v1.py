@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from slokit.core.durations import parse_minutes
+from slokit.core.alerting import DEFAULT_MIN_EVENTS
+from slokit.core.durations import parse_minutes, parse_seconds
 from slokit.core.windows import CALENDAR_UNITS
 
 API_VERSION = "slokit/v1"
@@ -252,6 +253,81 @@ class ExclusionSpec(Strict):
         return self
 
 
+def _interval(value: Any) -> str:
+    try:
+        parse_seconds(str(value))
+    except ValueError as exc:
+        raise PydanticCustomError("interval", str(exc)) from None
+    return str(value)
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Severity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]*$", max_length=40)]
+
+
+class AlertRow(Strict):
+    """One multiwindow row: fire when the burn rate over `long` and over `short` both
+    exceed `burn`, or the rate that spends `budget` percent of the window's budget
+    within `long`."""
+
+    severity: Severity
+    long: Duration
+    short: Duration
+    burn: float | None = Field(default=None, gt=0)
+    budget: Percent | None = None
+    for_: Duration | None = Field(default=None, alias="for")
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertRow:
+        if (self.burn is None) == (self.budget is None):
+            raise ValueError(
+                "give the threshold as `burn: 14.4` or as `budget: 2` (percent of the "
+                "window's budget spent within `long`), not both"
+            )
+        if parse_minutes(self.short) >= parse_minutes(self.long):
+            raise ValueError(f"`short` ({self.short}) must be shorter than `long` ({self.long})")
+        return self
+
+
+class SLOAlerting(Strict):
+    policy: Literal["default", "none"] | list[AlertRow] = "default"
+    min_events: int | None = Field(default=None, ge=1)
+    no_data: Duration | Literal["off"] | None = None
+    for_: Duration | None = Field(default=None, alias="for")
+
+
+class Route(Strict):
+    severity: Annotated[list[Severity] | None, BeforeValidator(_listify)] = None
+    slos: Annotated[list[str] | None, BeforeValidator(_listify)] = None
+    receivers: Annotated[list[str], BeforeValidator(_listify), Field(min_length=1)]
+
+
+class Alerting(Strict):
+    interval: Annotated[str, BeforeValidator(_interval)] = "30s"
+    link: str | None = None
+    min_events: int = Field(default=DEFAULT_MIN_EVENTS, ge=1)
+    no_data: Duration | Literal["off"] = "1h"
+    no_data_severity: Severity = "ticket"
+    for_: Duration | None = Field(default=None, alias="for")
+    receivers: dict[str, dict[str, Any]] = {}
+    routes: list[Route] = []
+
+
+class Policy(Strict):
+    """The error-budget policy of the service (the SRE workbook's example policy by
+    default): freeze when the budget is spent, caution when it runs low."""
+
+    caution_below: float = Field(default=25.0, ge=0, lt=100)
+    caution_on_page: bool = True
+    freeze_when_exhausted: bool = True
+    allow_when_frozen: list[Literal["fix", "security", "feature"]] = ["fix", "security"]
+    postmortem_over: Percent = 20.0
+    slos: list[str] | None = None
+
+
 class SLO(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
     description: str = ""
@@ -264,6 +340,7 @@ class SLO(Strict):
     exclusions: list[ExclusionSpec] = []
     min_events: int | None = Field(default=None, ge=1)
     labels: dict[str, str] = {}
+    alerting: SLOAlerting = SLOAlerting()
 
 
 class Defaults(Strict):
@@ -277,4 +354,6 @@ class SpecV1(Strict):
     service: Annotated[str, Field(min_length=1)]
     description: str = ""
     defaults: Defaults = Defaults()
+    alerting: Alerting = Alerting()
+    policy: Policy = Policy()
     slos: list[SLO] = Field(min_length=1)

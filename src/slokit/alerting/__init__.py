@@ -1,0 +1,2 @@
+"""Alerting: multiwindow burn-rate alerts, their state, notifications, the release
+gate and replay."""
