@@ -19,5 +19,6 @@ def test_all_exports_exist_and_are_public() -> None:
         "cli",
         "server",
         "demo",
+        "alerting",
     }
     assert public == set(slokit.__all__) - {"__version__"}

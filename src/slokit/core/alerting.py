@@ -15,11 +15,15 @@ No I/O and no clock: callers pass counts and times in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from slokit.core.budget import burn_rate
+import numpy as np
+from numpy.typing import NDArray
+
+from slokit.core.series import Floats, Series
 
 
 @dataclass(frozen=True)
@@ -55,52 +59,56 @@ DEFAULT_MIN_EVENTS = 100
 
 
 @dataclass(frozen=True)
-class RowCheck:
+class RowSignal:
+    """One row over many evaluation minutes (arrays aligned with `ends`)."""
+
     row: BurnRow
-    threshold: float
-    long_burn: float | None
-    short_burn: float | None
-    long_valid: float
-    holds: bool
+    threshold: Floats
+    long_burn: Floats  # NaN where the window has no valid events
+    short_burn: Floats
+    long_valid: Floats
+    holds: NDArray[np.bool_]
 
 
-Counts = Callable[[int], tuple[float, float]]  # window minutes -> (good, valid)
+def _burn(good: Floats, valid: Floats, objective: float) -> Floats:
+    """`core.budget.burn_rate` for many windows at once (same arithmetic)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(valid > 0, ((valid - good) / valid) / (1.0 - objective), np.nan)
 
 
-def check_rows(
+def row_signals(
     rows: Iterable[BurnRow],
-    counts: Counts,
+    series: Series,
+    ends: NDArray[np.int64],
+    window_minutes: NDArray[np.int64],
     objective: float,
-    window_minutes: int,
     min_events: int = DEFAULT_MIN_EVENTS,
-) -> list[RowCheck]:
-    """Each row's burn rates and whether it holds, for an SLO at `objective` (a
-    fraction) whose window is `window_minutes` long."""
+) -> list[RowSignal]:
+    """Each row's burn rates and whether it holds, at every minute of `ends` (the
+    exclusive end of each evaluation), for an SLO at `objective` (a fraction) whose
+    window is `window_minutes` long at that minute."""
     out = []
     for row in rows:
-        threshold = row.threshold(window_minutes)
-        lg, lv = counts(row.long)
-        sg, sv = counts(row.short)
-        long_burn = burn_rate(lg, lv, objective)
-        short_burn = burn_rate(sg, sv, objective)
-        holds = (
-            lv >= min_events
-            and long_burn is not None
-            and short_burn is not None
-            and long_burn > threshold
-            and short_burn > threshold
-        )
-        out.append(RowCheck(row, threshold, long_burn, short_burn, lv, holds))
+        if row.burn is not None:
+            threshold = np.full(len(ends), row.burn)
+        else:
+            assert row.budget is not None
+            threshold = row.budget * window_minutes / row.long
+        lg, lv = series.windows(ends - row.long, ends)
+        sg, sv = series.windows(ends - row.short, ends)
+        long_burn, short_burn = _burn(lg, lv, objective), _burn(sg, sv, objective)
+        with np.errstate(invalid="ignore"):
+            holds = (lv >= min_events) & (long_burn > threshold) & (short_burn > threshold)
+        out.append(RowSignal(row, threshold, long_burn, short_burn, lv, holds))
     return out
 
 
-def by_severity(checks: Iterable[RowCheck]) -> dict[str, RowCheck | None]:
-    """Per severity, the first row that holds (None when none does)."""
-    out: dict[str, RowCheck | None] = {}
-    for c in checks:
-        if out.get(c.row.severity) is None:
-            out[c.row.severity] = c if c.holds else None
-    return out
+def quiet(series: Series, starts: NDArray[np.int64], ends: NDArray[np.int64], minutes: int) -> Any:
+    """No-data condition at every minute: no valid events in the last `minutes`,
+    though the SLO window had some (an SLO that had traffic and stopped)."""
+    _, recent = series.windows(ends - minutes, ends)
+    _, whole = series.windows(starts, ends)
+    return (recent <= 0) & (whole > 0)
 
 
 # -- the state machine ------------------------------------------------------------

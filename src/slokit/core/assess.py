@@ -3,7 +3,6 @@ over the standard alerting windows, projected exhaustion and a burn-down timelin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +39,6 @@ class Assessment:
     too_few_events: bool
     timeline_minutes: np.ndarray  # epoch minute of each point
     timeline_remaining: Floats  # remaining budget fraction at each point
-    counts: dict[int, tuple[float, float]]  # (good, valid) over the last N minutes
 
 
 def lookback(window: Window, longest: int = 0) -> int:
@@ -59,18 +57,12 @@ def assess(
     *,
     min_events: int = 1,
     sampled: bool = False,
-    windows: Iterable[int] = (),
 ) -> Assessment:
-    """`windows`: more trailing windows (minutes) to count, beside the burn windows,
-    for alert rows."""
     good, valid = series.window(window.start, window.end)
     budget = error_budget(good, valid, objective)
-    counts = {
-        minutes: series.window(window.end - minutes, window.end)
-        for minutes in {*BURN_WINDOWS.values(), *windows}
-    }
     burns: dict[str, float | None] = {
-        name: burn_rate(*counts[minutes], objective) for name, minutes in BURN_WINDOWS.items()
+        name: burn_rate(*series.window(window.end - minutes, window.end), objective)
+        for name, minutes in BURN_WINDOWS.items()
     }
     burns["window"] = burn_rate(good, valid, objective)
     exhaustion = {
@@ -90,7 +82,6 @@ def assess(
         too_few_events=0 < valid < min_events,
         timeline_minutes=t_min,
         timeline_remaining=t_rem,
-        counts=counts,
     )
 
 

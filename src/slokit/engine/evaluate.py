@@ -139,10 +139,29 @@ class Evaluator:
 
     def _range(self, slo: SLO, minute: int) -> tuple[Window, int]:
         window = slo.window.at(minute)
+        return window, self.first_minute(slo, window)
+
+    def first_minute(self, slo: SLO, window: Window) -> int:
+        """The first minute an evaluation of `window` reads (slice aligned)."""
         lo = lookback(window, max(slo.alerting.windows, default=0))
         if slo.budgeting.sliced:
             lo -= lo % slo.budgeting.slice_minutes
-        return window, lo
+        return lo
+
+    def group_series(self, slo: SLO, lo: int, hi: int) -> list[tuple[dict[str, str | None], Series]]:
+        """Each group's counts over minutes [lo, hi), as the budget counts them
+        (minutes, or slices), groups in a stable order."""
+        if slo.sli.kind == "composite":
+            return [({}, self._composite(slo, lo, hi))]
+        dense = self._dense(slo, lo, hi)
+        d = self.defs[slo.name]
+        return [
+            (
+                d.decode_group(key),
+                self._series(slo, lo, dense.good[i], dense.valid[i], dense.aux[i]),
+            )
+            for i, key in enumerate(dense.groups)
+        ]
 
     def _series(
         self, slo: SLO, lo: int, good: np.ndarray, valid: np.ndarray, aux: np.ndarray
@@ -164,21 +183,16 @@ class Evaluator:
 
     def _evaluate_slo(self, slo: SLO, minute: int) -> list[Status]:
         window, lo = self._range(slo, minute)
-        if slo.sli.kind == "composite":
-            series = self._composite(slo, lo, minute)
-            return [self._status(slo, {}, window, series)]
-        dense = self._dense(slo, lo, minute)
-        d = self.defs[slo.name]
+        groups = self.group_series(slo, lo, minute)
         out = []
-        for i, key in enumerate(dense.groups):
-            series = self._series(slo, lo, dense.good[i], dense.valid[i], dense.aux[i])
-            status = self._status(slo, d.decode_group(key), window, series)
-            if status.valid > 0 or len(dense.groups) == 1:
+        for group, series in groups:
+            status = self._status(slo, group, window, series)
+            if status.valid > 0 or len(groups) == 1:
                 out.append(status)
         if not out:  # no events at all: one status that says so
             zeros = np.zeros(minute - lo)
-            group: dict[str, str | None] = {k: None for k in slo.group_by}
-            out.append(self._status(slo, group, window, self._series(slo, lo, zeros, zeros, zeros)))
+            empty: dict[str, str | None] = {k: None for k in slo.group_by}
+            out.append(self._status(slo, empty, window, self._series(slo, lo, zeros, zeros, zeros)))
         return out
 
     def _composite(self, slo: SLO, lo: int, minute: int) -> Series:
@@ -231,7 +245,6 @@ class Evaluator:
             slo.objective,
             min_events=min_events,
             sampled=sampled,
-            windows=slo.alerting.windows,
         )
         end = from_minute(window.end)
         unit = "slices" if series.step > 1 or slo.budgeting.sliced else "events"
@@ -264,7 +277,7 @@ class Evaluator:
                 (from_minute(int(t)), float(r))
                 for t, r in zip(a.timeline_minutes, a.timeline_remaining, strict=True)
             ],
-            counts=a.counts,
+            series=series,
         )
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from slokit.core.series import Series
+
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
@@ -51,8 +53,8 @@ class Status:
     no_data: bool
     too_few_events: bool
     timeline: list[tuple[datetime, float]] = field(default_factory=list)
-    # (good, valid) over the last N minutes of the window, for alert conditions
-    counts: dict[int, tuple[float, float]] = field(default_factory=dict, repr=False)
+    # the counts the status was computed from (minutes or slices), for alert conditions
+    series: Series | None = field(default=None, repr=False, compare=False)
 
     @property
     def worst_burn(self) -> tuple[str, float] | None:

@@ -74,6 +74,32 @@ def _create_sql(name: str, schema: pa.Schema) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({cols}, _seq BIGINT NOT NULL)"
 
 
+# Alert state (one row per alert, replaced on change), alert history (one row per
+# firing or resolve) and the notification delivery log. `detail` is JSON.
+ALERT_TABLES = (
+    "CREATE TABLE IF NOT EXISTS alert_state (key VARCHAR PRIMARY KEY, service VARCHAR, "
+    "slo VARCHAR, grp VARCHAR, severity VARCHAR, reason VARCHAR, state VARCHAR, "
+    "pending_since TIMESTAMPTZ, fired_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, "
+    "updated_at TIMESTAMPTZ, detail VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS alert_log (ts TIMESTAMPTZ, key VARCHAR, action VARCHAR, "
+    "service VARCHAR, slo VARCHAR, grp VARCHAR, severity VARCHAR, reason VARCHAR, "
+    "detail VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS deliveries (finished_at TIMESTAMPTZ, key VARCHAR, "
+    "receiver VARCHAR, receiver_type VARCHAR, action VARCHAR, slo VARCHAR, "
+    "severity VARCHAR, attempts INTEGER, ok BOOLEAN, status INTEGER, error VARCHAR, "
+    "first_attempt_at TIMESTAMPTZ)",
+)
+_ALERT_STATE_COLS = (
+    "key, service, slo, grp, severity, reason, state, pending_since, fired_at, "
+    "resolved_at, updated_at, detail"
+)
+_ALERT_LOG_COLS = "ts, key, action, service, slo, grp, severity, reason, detail"
+_DELIVERY_COLS = (
+    "finished_at, key, receiver, receiver_type, action, slo, severity, attempts, ok, "
+    "status, error, first_attempt_at"
+)
+
+
 class DuckDBStore:
     """Owns the DuckDB file. Open read-write in exactly one process."""
 
@@ -113,6 +139,8 @@ class DuckDBStore:
                 "CREATE TABLE IF NOT EXISTS rollup_defs (def_id VARCHAR PRIMARY KEY, "
                 "definition VARCHAR, seq BIGINT)"
             )
+            for sql in ALERT_TABLES:
+                self._exec(sql)
 
     def close(self) -> None:
         with self._lock:
@@ -237,6 +265,58 @@ class DuckDBStore:
             self._exec(
                 "UPDATE rollup_defs SET seq = $s WHERE def_id = $id", {"s": upto, "id": def_id}
             )
+
+    def put_alerts(self, states: list[dict[str, Any]], log: list[dict[str, Any]]) -> None:
+        """Replace the changed alerts' state rows and add their transitions to the
+        history, in one transaction."""
+        self._require_writable()
+        with self._lock:
+            self._exec("BEGIN TRANSACTION")
+            try:
+                for table, cols, rows, verb in (
+                    ("alert_state", _ALERT_STATE_COLS, states, "INSERT OR REPLACE"),
+                    ("alert_log", _ALERT_LOG_COLS, log, "INSERT"),
+                ):
+                    if rows:
+                        self._insert_rows(table, cols, rows, verb)
+                self._exec("COMMIT")
+            except BaseException:
+                self._exec("ROLLBACK")
+                raise
+
+    def put_deliveries(self, records: list[dict[str, Any]]) -> None:
+        self._require_writable()
+        with self._lock:
+            self._insert_rows("deliveries", _DELIVERY_COLS, records, "INSERT")
+
+    def _insert_rows(self, table: str, cols: str, rows: list[dict[str, Any]], verb: str) -> None:
+        names = [c.strip() for c in cols.split(",")]
+        data = pa.Table.from_pylist([{n: r.get(n) for n in names} for r in rows])
+        self._con.register("_rows", data)
+        try:
+            self._exec(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _rows")
+        finally:
+            self._con.unregister("_rows")
+
+    def alert_states(self) -> list[dict[str, Any]]:
+        return self._rows(f"SELECT {_ALERT_STATE_COLS} FROM alert_state ORDER BY key")
+
+    def alert_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest transitions, newest first."""
+        return self._rows(
+            f"SELECT {_ALERT_LOG_COLS} FROM alert_log ORDER BY ts DESC, key LIMIT {int(limit)}"
+        )
+
+    def deliveries(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._rows(
+            f"SELECT {_DELIVERY_COLS} FROM deliveries ORDER BY finished_at DESC LIMIT {int(limit)}"
+        )
+
+    def _rows(self, sql: str) -> list[dict[str, Any]]:
+        try:
+            return self._cursor().sql(sql).to_arrow_table().to_pylist()
+        except duckdb.CatalogException:  # a read-only store from before alerting
+            return []
 
     # -- reads -------------------------------------------------------------------
 
