@@ -354,6 +354,15 @@ def openslo_export(
     _write_converted(text, notes, output)
 
 
+def _register_more() -> None:
+    from slokit import cli_alerting
+
+    cli_alerting.register(app)
+
+
+_register_more()
+
+
 def main() -> None:
     app()
 

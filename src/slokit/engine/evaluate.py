@@ -17,6 +17,7 @@ from datetime import datetime
 import numpy as np
 
 from slokit.core import exclusions, timeslices
+from slokit.core.annotation_cost import Marker, interval_costs
 from slokit.core.assess import Assessment, assess, lookback
 from slokit.core.series import Series
 from slokit.core.windows import Window, from_minute, to_minute
@@ -81,6 +82,7 @@ class Evaluator:
         if register and not store.read_only:
             store.register(self.defs.values())
         self._cache: dict[str, _Counts] = {}
+        self._markers: list[Marker] = []
 
     def evaluate(self, at: datetime, slo: str | None = None) -> list[Status]:
         """Statuses of every SLO (or the one named), one per group, at `at` (rounded
@@ -95,10 +97,18 @@ class Evaluator:
             except KeyError:
                 names = ", ".join(s.name for s in self.spec.slos)
                 raise EvaluationError(f"no SLO named {slo!r} in the spec; SLOs: {names}") from None
+        self._markers = self._load_markers()
         out: list[Status] = []
         for s in slos:
             out.extend(self._evaluate_slo(s, minute))
         return out
+
+    def _load_markers(self) -> list[Marker]:
+        notes = self.store.annotations(self.spec.service)
+        return [
+            Marker(to_minute(n["ts"]), n["kind"], n["text"])
+            for n in notes.select(["ts", "kind", "text"]).to_pylist()
+        ]
 
     # -- counts ------------------------------------------------------------------
 
@@ -148,7 +158,9 @@ class Evaluator:
             lo -= lo % slo.budgeting.slice_minutes
         return lo
 
-    def group_series(self, slo: SLO, lo: int, hi: int) -> list[tuple[dict[str, str | None], Series]]:
+    def group_series(
+        self, slo: SLO, lo: int, hi: int
+    ) -> list[tuple[dict[str, str | None], Series]]:
         """Each group's counts over minutes [lo, hi), as the budget counts them
         (minutes, or slices), groups in a stable order."""
         if slo.sli.kind == "composite":
@@ -278,6 +290,9 @@ class Evaluator:
                 for t, r in zip(a.timeline_minutes, a.timeline_remaining, strict=True)
             ],
             series=series,
+            annotations=interval_costs(
+                self._markers, series, window, b.total, self.spec.policy.postmortem_over
+            ),
         )
 
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from slokit.core.annotation_cost import IntervalCost
 from slokit.core.series import Series
+from slokit.core.windows import from_minute
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -53,6 +55,8 @@ class Status:
     no_data: bool
     too_few_events: bool
     timeline: list[tuple[datetime, float]] = field(default_factory=list)
+    # budget spent between each annotation in the window and the next
+    annotations: list[IntervalCost] = field(default_factory=list)
     # the counts the status was computed from (minutes or slices), for alert conditions
     series: Series | None = field(default=None, repr=False, compare=False)
 
@@ -100,6 +104,19 @@ class Status:
             },
             "data": {"no_data": self.no_data, "too_few_events": self.too_few_events},
         }
+        out["annotations"] = [
+            {
+                "ts": _iso(from_minute(c.marker.minute)),
+                "kind": c.marker.kind,
+                "text": c.marker.text,
+                "until": _iso(from_minute(c.until)),
+                "bad": _num(c.bad),
+                "valid": _num(c.valid),
+                "budget_spent": _num(c.spent),
+                "postmortem": c.postmortem,
+            }
+            for c in self.annotations
+        ]
         if timeline:
             out["timeline"] = [{"ts": _iso(t), "remaining": _num(r)} for t, r in self.timeline]
         return out

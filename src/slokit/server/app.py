@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from slokit.alerting.engine import Alert
 from slokit.errors import InputError, SlokitError
 from slokit.events import otlp
 from slokit.events.readers import read_ndjson_block
@@ -35,6 +36,9 @@ from slokit.events.validate import Rejection, Validated, validate, validate_reco
 from slokit.server.metrics import ServerMetrics
 from slokit.server.writer import StoreWriter
 from slokit.store.duckdb_store import DuckDBStore
+
+if TYPE_CHECKING:
+    from slokit.alerting.service import AlertService
 
 MAX_ERRORS = 1000  # per-record errors listed in one response; counts stay exact
 
@@ -45,6 +49,7 @@ class ServerConfig:
     spec: Path | str | None = None
     token: str | None = None
     max_body: int = 32 << 20
+    alerts: bool = True  # run the alert evaluator (needs a spec)
 
 
 class ApiError(Exception):
@@ -76,6 +81,22 @@ class Server:
 
             self.spec = load(config.spec)
             self.evaluator = Evaluator(self.spec, self.store)
+        self.alerting: AlertService | None = None
+        if self.spec is not None and self.evaluator is not None and config.alerts:
+            from slokit.alerting.service import AlertService
+
+            self.alerting = AlertService(self.spec, self.store, evaluator=self.evaluator)
+        self._alert_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.alerting is not None:
+            self._alert_task = asyncio.create_task(self.alerting.run(self._eval_lock))
+
+    async def stop(self) -> None:
+        if self._alert_task is not None:
+            self._alert_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alert_task
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -198,13 +219,7 @@ class Server:
         self._check_token(request)
         if self.evaluator is None:
             raise ApiError(404, "no_spec", "this server has no spec; start it with --spec FILE")
-        at_text = request.query_params.get("at")
-        try:
-            at = datetime.fromisoformat(at_text) if at_text else datetime.now(UTC)
-        except ValueError:
-            raise ApiError(400, "bad_time", f"`at` is not RFC 3339: {at_text!r}") from None
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
+        at = _time_param(request.query_params.get("at"))
         timeline = request.query_params.get("timeline", "true") != "false"
         async with self._eval_lock:
             statuses = await asyncio.to_thread(
@@ -217,6 +232,53 @@ class Server:
             }
         )
 
+    def _require_spec(self) -> None:
+        if self.evaluator is None or self.spec is None:
+            raise ApiError(404, "no_spec", "this server has no spec; start it with --spec FILE")
+
+    async def alerts(self, request: Request) -> Response:
+        self._check_token(request)
+        self._require_spec()
+        limit = _int_param(request, "limit", 100)
+        states = [Alert.from_row(r) for r in self.store.alert_states()]
+        return _json(
+            {
+                "alerts": [a.to_dict() for a in states if a.active],
+                "recent": self.store.alert_log(limit),
+                "evaluations": self.alerting.ticks if self.alerting else 0,
+            }
+        )
+
+    async def deliveries(self, request: Request) -> Response:
+        self._check_token(request)
+        return _json({"deliveries": self.store.deliveries(_int_param(request, "limit", 100))})
+
+    async def gate(self, request: Request) -> Response:
+        from slokit.alerting.gate import decide
+
+        self._check_token(request)
+        self._require_spec()
+        assert self.spec is not None and self.evaluator is not None
+        q = request.query_params
+        at = _time_param(q.get("at"))
+        service = q.get("service", self.spec.service)
+        if service != self.spec.service:
+            raise ApiError(
+                404, "unknown_service", f"this server's spec is for {self.spec.service!r}"
+            )
+        async with self._eval_lock:
+            statuses = await asyncio.to_thread(self.evaluator.evaluate, at)
+        firing = [
+            a
+            for a in (Alert.from_row(r) for r in self.store.alert_states())
+            if a.state.state == "firing"
+        ]
+        try:
+            decision = decide(self.spec, statuses, firing, q.get("change", "feature"), at)
+        except ValueError as exc:
+            raise ApiError(400, "bad_change", str(exc)) from None
+        return _json(decision.to_dict())
+
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok", "seq": self.store.seq()})
 
@@ -226,8 +288,27 @@ class Server:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def close(self) -> None:
+        if self.alerting is not None:
+            self.alerting.close()
         self.writer.close()
         self.store.close()
+
+
+def _time_param(text: str | None) -> datetime:
+    try:
+        at = datetime.fromisoformat(text) if text else datetime.now(UTC)
+    except ValueError:
+        raise ApiError(400, "bad_time", f"`at` is not RFC 3339: {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise ApiError(400, "bad_parameter", f"`{name}` must be a whole number, got {text!r}")
+    return int(text)
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
@@ -342,11 +423,16 @@ def create_app(config: ServerConfig, *, store: DuckDBStore | None = None) -> Sta
         route("/v1/annotations", "annotations", lambda r: server.ingest(r, "annotation"), ["POST"]),
         route("/v1/traces", "traces", server.traces, ["POST"]),
         route("/v1/status", "status", server.status, ["GET"]),
+        route("/v1/alerts", "alerts", server.alerts, ["GET"]),
+        route("/v1/alerts/deliveries", "deliveries", server.deliveries, ["GET"]),
+        route("/v1/gate", "gate", server.gate, ["GET"]),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await server.start()
         yield
+        await server.stop()
         server.close()
 
     async def http_error(request: Request, exc: Exception) -> Response:

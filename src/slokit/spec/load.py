@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import ValidationError
 
-
 from slokit.core.alerting import WORKBOOK_ROWS, BurnRow
 from slokit.core.durations import parse_minutes, parse_seconds
 from slokit.core.exclusions import Exclusion

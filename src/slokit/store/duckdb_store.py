@@ -314,7 +314,8 @@ class DuckDBStore:
 
     def _rows(self, sql: str) -> list[dict[str, Any]]:
         try:
-            return self._cursor().sql(sql).to_arrow_table().to_pylist()
+            rows: list[dict[str, Any]] = self._cursor().sql(sql).to_arrow_table().to_pylist()
+            return rows
         except duckdb.CatalogException:  # a read-only store from before alerting
             return []
 
