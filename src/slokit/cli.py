@@ -233,13 +233,20 @@ def serve(
     max_body: Annotated[
         int, typer.Option("--max-body", help="Largest request body in bytes (413 above).")
     ] = 32 << 20,
+    alerts: Annotated[
+        bool,
+        typer.Option(
+            "--alerts/--no-alerts",
+            help="With --spec, evaluate alerts every alerting.interval and notify receivers.",
+        ),
+    ] = True,
 ) -> None:
-    """Run the HTTP server: ingest API, OTLP receiver, statuses, metrics."""
+    """Run the HTTP server: ingest API, OTLP receiver, statuses, alerts, metrics."""
     import uvicorn
 
     from slokit.server.app import ServerConfig, create_app
 
-    config = ServerConfig(db=db, spec=spec, token=token, max_body=max_body)
+    config = ServerConfig(db=db, spec=spec, token=token, max_body=max_body, alerts=alerts)
     try:
         application = create_app(config)
     except SlokitError as exc:
