@@ -135,6 +135,7 @@ def test_annotations_report_what_each_deploy_cost_and_flag_postmortems(tmp_path:
     assert costs[0]["budget_spent"] == round(6000 / 288, 6)
     assert costs[1]["bad"] == 0 and costs[1]["postmortem"] is False
     code, data = _gate(tmp_path, db)
+    assert code == 1  # 6,000 bad events spent the whole budget: frozen
     assert [p["text"] for p in data["postmortems_required"]] == ["v1.2.3"]
 
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
 
+from slokit import cli_alerting
+from slokit.cli_common import (
+    PROGRESS_MIN_BYTES,
+    DbOpt,
+    JsonOpt,
+    SpecOpt,
+    _dump,
+    _fail,
+    _parse_time,
+    err,
+    out,
+)
 from slokit.errors import SlokitError
 
 app = typer.Typer(
@@ -24,39 +33,6 @@ app = typer.Typer(
 )
 openslo_app = typer.Typer(help="Convert between slokit specs and OpenSLO v1.", no_args_is_help=True)
 app.add_typer(openslo_app, name="openslo")
-
-out = Console(highlight=False)
-if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
-    out = Console(highlight=False, width=160)
-err = Console(stderr=True, highlight=False)
-
-DbOpt = Annotated[Path, typer.Option("--db", envvar="SLOKIT_DB", help="DuckDB event store file.")]
-SpecOpt = Annotated[
-    Path, typer.Option("--spec", envvar="SLOKIT_SPEC", help="SLO spec file (YAML).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
-PROGRESS_MIN_BYTES = 4 << 20
-
-
-def _fail(exc: SlokitError, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
-    return typer.Exit(code)
-
-
-def _parse_time(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a time; use RFC 3339 like 2026-11-01T12:00:00Z"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _dump(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 @app.command()
@@ -361,13 +337,7 @@ def openslo_export(
     _write_converted(text, notes, output)
 
 
-def _register_more() -> None:
-    from slokit import cli_alerting
-
-    cli_alerting.register(app)
-
-
-_register_more()
+cli_alerting.register(app)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from slokit.cli import DbOpt, JsonOpt, SpecOpt, _dump, _fail, _parse_time, err, out
+from slokit.cli_common import DbOpt, JsonOpt, SpecOpt, _dump, _fail, _parse_time, err, out
 from slokit.errors import SlokitError, StoreError
 
 alerts_app = typer.Typer(

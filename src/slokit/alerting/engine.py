@@ -126,7 +126,7 @@ class Transition:
     def to_log_row(self) -> dict[str, Any]:
         a = self.alert
         return {
-            "at": self.at,
+            "ts": self.at,
             "key": a.key,
             "action": self.action,
             "service": a.service,
