@@ -30,10 +30,16 @@ Bad = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def traffic(
-    store: DuckDBStore, first: int, last: int, per_minute: int, bad: Bad | None = None
+    store: DuckDBStore,
+    first: int,
+    last: int,
+    per_minute: int,
+    bad: Bad | None = None,
+    tag: str = "",
 ) -> None:
     """`per_minute` requests in each minute [first, last) after T0, spread evenly;
-    `bad(minute, n)` marks errors (n: the request's number since T0)."""
+    `bad(minute, n)` marks errors (n: the request's number since T0). Event ids are
+    `tag` + n."""
     minutes = np.repeat(np.arange(first, last), per_minute)
     offsets = np.tile(np.arange(per_minute) * (60.0 / per_minute), last - first)
     number = np.arange(len(minutes)) + first * per_minute
@@ -42,7 +48,7 @@ def traffic(
     ts = pa.array((T0.timestamp() + seconds) * 1e6, pa.float64()).cast(pa.int64())
     table = pa.table(
         {
-            "event_id": pa.array(number.astype(str)),
+            "event_id": pa.array(np.char.add(tag, number.astype(str))),
             "ts": ts.cast(pa.timestamp("us", tz="UTC")),
             "service": pa.array(["svc"] * len(minutes)),
             "outcome": pa.array(np.where(error, "error", "ok")),
