@@ -200,3 +200,30 @@ def test_slokit_serve_evaluates_alerts_notifies_and_keeps_them_over_a_restart(
         assert any(a["severity"] == "page" for a in alerts["alerts"])
     finally:
         stop(served.process)
+
+
+def test_firing_alerts_are_resent_to_alertmanager_every_minute_and_not_elsewhere(
+    tmp_path: Path, hook: Hook
+) -> None:
+    am = Hook()  # stands in for Alertmanager's POST /api/v2/alerts (tests/test_alertmanager.py
+    try:  # runs the real one)
+        base = am.url.removesuffix("/hook")
+        spec = loads(
+            spec_text(hook).replace(
+                "  routes:\n    - {severity: page, receivers: [hook]}",
+                f'    am: {{type: alertmanager, url: "{base}"}}\n'
+                "  routes:\n    - {severity: page, receivers: [hook, am]}",
+            )
+        )
+        with DuckDBStore(tmp_path / "a.duckdb") as store:
+            traffic(store, -1440, 120, 100, lambda m, n: (m >= 0) & (m < 20))
+            service = AlertService(spec, store)
+            for k in range(2, 11):  # every 30 s from minute 1 to minute 5
+                service.tick(at(k / 2))
+            service.close()
+    finally:
+        am.close()
+    assert hook.actions() == [("firing", "page")]  # the webhook hears once
+    sent = [b[0]["labels"]["severity"] for b in am.bodies]
+    # Alertmanager: the firing at minute 1, then again at minutes 2, 3, 4 and 5
+    assert sent == ["page"] * 5

@@ -17,6 +17,8 @@ def test_all_exports_exist_and_are_public() -> None:
         "store",
         "render",
         "cli",
+        "cli_common",
+        "cli_alerting",
         "server",
         "demo",
         "alerting",

@@ -14,16 +14,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 import orjson
 import pytest
+from pydantic import BaseModel
 
 from slokit.alerting.notification import Notification, alert_key
 from slokit.alerting.notify import (
+    AlertmanagerReceiver,
     DeliveryRecord,
     Dispatcher,
+    PagerDutyReceiver,
     Receiver,
+    SlackReceiver,
+    WebhookReceiver,
     parse_receivers,
     verify_signature,
 )
@@ -639,6 +645,28 @@ def test_a_failing_delivery_log_is_logged_and_delivery_goes_on(
     ] * 2
 
 
+def test_an_unexpected_error_fails_one_delivery_not_the_lane(
+    server: Callable[[], Recorder], dispatch: Dispatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = server()
+    calls = iter(range(100))
+
+    def clock() -> datetime:
+        if next(calls) == 0:
+            raise ZeroDivisionError("a bug")
+        return T0
+
+    h = dispatch({"r": {"type": "webhook", "url": hook.url}}, clock=clock)
+
+    records = h.deliver(firing(), resolved())
+
+    assert [(r.action, *outcome(r)) for r in records] == [
+        ("firing", False, 0, None, "ZeroDivisionError: a bug"),
+        ("resolved", True, 1, 200, None),
+    ]
+    assert "notify r: delivery failed unexpectedly" in caplog.messages
+
+
 def test_submitting_to_an_unknown_receiver_names_it(dispatch: Dispatch) -> None:
     h = dispatch({"r": {"type": "slack", "url": "http://127.0.0.1:9/x"}})
     with pytest.raises(SpecError, match=r"^alerting: unknown receiver\(s\) pager \(known: r\)$"):
@@ -709,6 +737,21 @@ def test_delivery_settings_default_to_5s_5_attempts_1s_backoff_60s_cap() -> None
             id="at least one attempt",
         ),
         pytest.param("slack", "must be a mapping with a `type`", id="a receiver is a mapping"),
+        pytest.param(
+            {"type": "webhook", "url": "http://x", "headers": {"Authorization": "Bearer café"}},
+            "headers.Authorization: must be printable ASCII",
+            id="a header value is ASCII and is not echoed",
+        ),
+        pytest.param(
+            {"type": "webhook", "url": "http://x", "headers": {"X Team": "a"}},
+            "headers.X Team: not a header name: 'X Team'",
+            id="a header name is a token",
+        ),
+        pytest.param(
+            {"type": "pagerduty", "routing_key_env": "$PD_KEY"},
+            "routing_key_env: must be an environment variable name, got '$PD_KEY'",
+            id="an env name is a name, not a reference",
+        ),
     ],
 )
 def test_a_bad_receiver_is_named_in_the_error(config: Any, problem: str) -> None:
@@ -716,3 +759,31 @@ def test_a_bad_receiver_is_named_in_the_error(config: Any, problem: str) -> None
     with pytest.raises(SpecError) as info:
         parse_receivers({"chat": good, "ops": config})
     assert info.value.problems == [f'receiver "ops": {problem}']
+
+
+# -- docs --------------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "receivers.md"
+
+
+@pytest.mark.parametrize(
+    "model", [WebhookReceiver, SlackReceiver, PagerDutyReceiver, AlertmanagerReceiver]
+)
+def test_every_receiver_field_is_in_the_receiver_docs(model: type[BaseModel]) -> None:
+    text = DOCS.read_text()
+    (kind,) = get_args(model.model_fields["type"].annotation)
+    assert f"## `{kind}`" in text
+    assert [f for f in model.model_fields if f"| `{f}` |" not in text] == []
+
+
+def test_the_verify_snippet_in_the_docs_accepts_what_slokit_signs() -> None:
+    snippet = DOCS.read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    hook = parse_receivers({"h": {"type": "webhook", "url": "http://x", "secret": SECRET}})["h"]
+    request = hook.render(firing(), now=datetime.now(UTC), environ={})
+    stamp, header = request.headers["X-Slokit-Timestamp"], request.headers["X-Slokit-Signature"]
+
+    assert namespace["verify"](SECRET, stamp, request.body, header)
+    assert not namespace["verify"](SECRET, stamp, request.body + b" ", header)
+    assert not namespace["verify"](SECRET, str(int(stamp) - 301), request.body, header)

@@ -195,3 +195,52 @@ def test_the_example_spec_loads_with_every_sli_kind() -> None:
     text = resources.files("slokit.spec").joinpath("example.yaml").read_text()
     spec = loads(text, "example.yaml")
     assert {s.sli.kind for s in spec.slos} == set(SLI_KINDS)
+
+
+def test_alerting_sections_are_checked_with_lines_and_hints(tmp_path: Path) -> None:
+    text = """apiVersion: slokit/v1
+service: svc
+alerting:
+  receivers:
+    hook: {type: webhok, url: "http://127.0.0.1:9/x"}
+    pd: {type: pagerduty}
+  routes:
+    - {severity: page, receivers: [hooks]}
+policy:
+  slos: [availabilty]
+slos:
+  - name: availability
+    objective: 99.9
+    sli: availability
+"""
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load(path)
+    message = str(info.value)
+    assert "alerting.receivers.hook" in message and "did you mean `webhook`" in message
+    assert "alerting.receivers.pd" in message
+    assert f"{path}:8: alerting.routes[0].receivers: unknown receiver `hooks`" in message
+    assert "did you mean `hook`" in message
+    assert "policy.slos: unknown SLO `availabilty`" in message
+
+
+def test_an_alert_row_with_its_windows_swapped_is_named_by_line() -> None:
+    text = """apiVersion: slokit/v1
+service: svc
+slos:
+  - name: availability
+    objective: 99.9
+    sli: availability
+    alerting:
+      policy:
+        - {severity: page, long: 5m, short: 1h, burn: 10}
+        - {severity: ticket, long: 1d, short: 2h}
+"""
+    with pytest.raises(SpecError) as info:
+        loads(text, "s.yaml")
+    message = str(info.value)
+    assert "s.yaml:9: slos[0].alerting.policy[0]" in message
+    assert "`short` (1h) must be shorter than `long` (5m)" in message
+    assert "s.yaml:10: slos[0].alerting.policy[1]" in message
+    assert "give the threshold as `burn: 14.4` or as `budget: 2`" in message

@@ -12,7 +12,7 @@ def receiver_problems(raw: dict[str, Any]) -> list[tuple[str, str, tuple[str | i
     """(receiver name, message, path inside the receiver) for every problem."""
     if not raw:
         return []
-    from slokit.alerting.notify import Receiver
+    from slokit.alerting.receivers import Receiver, describe_error
 
     adapter: TypeAdapter[Any] = TypeAdapter(Receiver)
     out: list[tuple[str, str, tuple[str | int, ...]]] = []
@@ -21,9 +21,6 @@ def receiver_problems(raw: dict[str, Any]) -> list[tuple[str, str, tuple[str | i
             adapter.validate_python(config)
         except ValidationError as exc:
             for err in exc.errors():
-                # drop the union's tag from the location: ("webhook", "url") -> ("url",)
-                loc = tuple(err["loc"])
-                if loc and isinstance(config, dict) and loc[0] == config.get("type"):
-                    loc = loc[1:]
-                out.append((name, err["msg"], loc))
+                path, message = describe_error(err)
+                out.append((name, message, path))
     return out

@@ -170,6 +170,12 @@ class Observed:
     signals: list[Signal]
     index: int
     minute: int
+    keys: tuple[str, ...] = ()  # alert_key of each signal, when already known
+
+    def key(self, j: int) -> str:
+        if self.keys:
+            return self.keys[j]
+        return alert_key(self.slo.service, self.slo.name, self.group, self.signals[j].name)
 
 
 def signals(slo: SLO, series: Series, minutes: NDArray[np.int64]) -> list[Signal]:
@@ -249,8 +255,8 @@ class AlertEngine:
         transitions: list[Transition] = []
         changed: list[Alert] = []
         for ob in observed:
-            for sig in ob.signals:
-                key = alert_key(ob.slo.service, ob.slo.name, ob.group, sig.name)
+            for j, sig in enumerate(ob.signals):
+                key = ob.key(j)
                 seen.add(key)
                 holds = bool(sig.holds[ob.index])
                 old = self.alerts.get(key)
@@ -293,10 +299,11 @@ class AlertEngine:
         if action is not None:
             receivers = tuple(self.spec.alerting.receivers_for(new.slo, new.severity))
             transitions.append(
-                Transition(now, action, new, self._notification(new, action, now), receivers)
+                Transition(now, action, new, self.notification(new, action, now), receivers)
             )
 
-    def _notification(self, alert: Alert, action: str, now: datetime) -> Notification:
+    def notification(self, alert: Alert, action: str, now: datetime) -> Notification:
+        """The notification of `alert` for `action` (firing or resolved) at `now`."""
         d = alert.detail or {}
         slo = self._slos.get(alert.slo)
         return Notification(

@@ -208,7 +208,7 @@ class _Lane:
             while True:
                 records, job, closing = self._take()
                 if job is not None:
-                    records.append(self._deliver(client, job))
+                    records.append(self._deliver_or_fail(client, job))
                 for record in records:
                     self.env.emit(record)
                 with self._cond:
@@ -216,6 +216,15 @@ class _Lane:
                     self._cond.notify_all()
                 if closing and job is None:
                     return
+
+    def _deliver_or_fail(self, client: httpx.Client, n: Notification) -> DeliveryRecord:
+        """`_deliver`, but a surprise (a bug, an unexpected library error) fails this one
+        delivery instead of killing the lane and every delivery queued behind it."""
+        try:
+            return self._deliver(client, n)
+        except Exception as exc:
+            log.exception("notify %s: delivery failed unexpectedly", self.name)
+            return self._given_up(n, f"{type(exc).__name__}: {exc}")
 
     def _deliver(self, client: httpx.Client, n: Notification) -> DeliveryRecord:
         r, first = self.receiver, self.env.clock()

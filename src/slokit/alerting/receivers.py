@@ -58,6 +58,9 @@ def _http_url(value: str) -> str:
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+# RFC 9110: a header name is a token; values here are visible ASCII (no line breaks).
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+HeaderValue = Annotated[str, Field(pattern=r"^[\x20-\x7e\t]*$")]
 
 
 class Delivery(Strict):
@@ -100,7 +103,7 @@ class WebhookReceiver(Delivery):
     url: HttpUrl
     secret: SecretStr | None = None
     secret_env: EnvName | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> WebhookReceiver:
@@ -184,9 +187,11 @@ def parse_receivers(config: Mapping[str, Any]) -> dict[str, Receiver]:
     return out
 
 
-def _word(err: Any) -> str:
-    """`field: message` for one pydantic error, without pydantic's union tag."""
-    loc = [str(seg) for seg in err["loc"]]
+def describe_error(err: Any) -> tuple[tuple[str, ...], str]:
+    """(path inside the receiver, message) for one pydantic error of `Receiver`, worded
+    for people: pydantic's union tag dropped, hints for misspelt types and fields, and
+    no secret or header value echoed back."""
+    loc = tuple(str(seg) for seg in err["loc"])
     if loc and loc[0] in RECEIVER_TYPES:
         loc = loc[1:]
     kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
@@ -194,20 +199,31 @@ def _word(err: Any) -> str:
         got = str(err["ctx"]["tag"])
         close = difflib.get_close_matches(got, RECEIVER_TYPES, n=1)
         hint = f" — did you mean `{close[0]}`?" if close else ""
-        return f"type: unknown receiver type {got!r}{hint} (valid: {', '.join(RECEIVER_TYPES)})"
+        return (
+            "type",
+        ), f"unknown receiver type {got!r}{hint} (valid: {', '.join(RECEIVER_TYPES)})"
     if kind == "union_tag_not_found":
-        return f"type: required field is missing (one of {', '.join(RECEIVER_TYPES)})"
+        return ("type",), f"required field is missing (one of {', '.join(RECEIVER_TYPES)})"
     if kind == "model_attributes_type":
-        return "must be a mapping with a `type`"
+        return (), "must be a mapping with a `type`"
     if kind == "unknown_field":
-        loc.append(str(err["ctx"]["field"]))
+        loc += (str(err["ctx"]["field"]),)
     elif kind == "missing":
         msg = "required field is missing"
+    elif kind == "string_pattern_mismatch" and loc[:1] == ("headers",):
+        is_name = loc[-1] == "[key]"
+        msg = f"not a header name: {err['input']!r}" if is_name else "must be printable ASCII"
+        loc = loc[:2]
     elif kind == "string_pattern_mismatch":
         msg = f"must be an environment variable name, got {err['input']!r}"
     elif kind in _BOUNDS:
         op, bound = _BOUNDS[kind], next(iter(err["ctx"].values()))
         msg = f"must be {op} {bound:g}, got {err['input']!r}"
+    return loc, msg
+
+
+def _word(err: Any) -> str:
+    loc, msg = describe_error(err)
     return f"{'.'.join(loc)}: {msg}" if loc else msg
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from slokit.alerting.engine import AlertEngine, Observed, Transition, signals
+from slokit.alerting.notification import alert_key
 from slokit.core.windows import to_minute
 from slokit.engine.evaluate import Evaluator
 from slokit.errors import EvaluationError
@@ -136,10 +137,11 @@ def replay(
             else:
                 starts = np.array([slo.window.at(int(m)).start for m in minutes], dtype=np.int64)
             _, valid = series.windows(starts, minutes)
-            groups.append((slo, group, series, sigs, valid))
+            keys = tuple(alert_key(slo.service, slo.name, group, s.name) for s in sigs)
+            groups.append((slo, group, series, sigs, valid, keys))
     # a tick can only change something when a condition holds or an alert is active
     busy = np.zeros(len(minutes), dtype=bool)
-    for *_, sigs, valid in groups:
+    for *_, sigs, valid, _keys in groups:
         for s in sigs:
             busy |= s.holds & (valid > 0)
 
@@ -149,8 +151,8 @@ def replay(
         if not busy[i] and not any(a.active for a in engine.alerts.values()):
             continue
         observed = [
-            Observed(slo, group, series, sigs, i, int(minutes[i]))
-            for slo, group, series, sigs, valid in groups
+            Observed(slo, group, series, sigs, i, int(minutes[i]), keys)
+            for slo, group, series, sigs, valid, keys in groups
             if valid[i] > 0
         ]
         transitions, _ = engine.apply(now, observed)

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("slokit.alerts")
 
+# Alertmanager treats a firing alert it has not heard about within its resolve_timeout
+# (default 5m) as resolved; like Prometheus (resend_delay, 1m), slokit re-sends every
+# firing alert to Alertmanager receivers this often. Other receivers hear once.
+RESEND_SECONDS = 60
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -43,11 +48,12 @@ class AlertService:
         self.store = store
         self.clock = clock
         self.engine = AlertEngine.from_store(spec, store, evaluator=evaluator)
-        self.dispatcher = dispatcher or Dispatcher(
-            parse_receivers(spec.alerting.receivers), on_delivery=self._delivered
-        )
+        receivers = parse_receivers(spec.alerting.receivers)
+        self.resend_to = {name for name, r in receivers.items() if r.type == "alertmanager"}
+        self.dispatcher = dispatcher or Dispatcher(receivers, on_delivery=self._delivered)
         self.ticks = 0
         self.last_tick: Tick | None = None
+        self._resent_at: datetime | None = None
 
     def tick(self, now: datetime | None = None) -> Tick:
         t = self.engine.tick(now or self.clock())
@@ -56,9 +62,32 @@ class AlertService:
             log.info("%s %s", tr.action, tr.notification.summary)
             if tr.receivers:
                 self.dispatcher.submit(tr.notification, list(tr.receivers))
+        self._resend(t)
         self.ticks += 1
         self.last_tick = t
         return t
+
+    def _resend(self, t: Tick) -> None:
+        """Re-send what still fires to Alertmanager receivers, so it stays active there."""
+        if not self.resend_to:
+            return
+        if (
+            self._resent_at is not None
+            and (t.at - self._resent_at).total_seconds() < RESEND_SECONDS
+        ):
+            return
+        self._resent_at = t.at
+        fresh = {tr.alert.key for tr in t.transitions}
+        for alert in self.engine.firing():
+            if alert.key in fresh:
+                continue
+            names = [
+                n
+                for n in self.spec.alerting.receivers_for(alert.slo, alert.severity)
+                if n in self.resend_to
+            ]
+            if names:
+                self.dispatcher.submit(self.engine.notification(alert, "firing", t.at), names)
 
     def _delivered(self, record: DeliveryRecord) -> None:
         row: dict[str, Any] = dataclasses.asdict(record)
