@@ -53,7 +53,7 @@ class Hook:
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
-                pass
+                """Quiet: the test reads `bodies`, not a request log."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from slokit.alerting.notification import Notification, alert_key
 from slokit.alerting.notify import DeliveryRecord, Dispatcher, parse_receivers
 
 from conftest import metric
+from test_server_process import free_port
 
 BINARY = shutil.which("prometheus-alertmanager")
 STARTUP_SECONDS = 20.0
@@ -36,13 +36,6 @@ pytestmark = pytest.mark.skipif(
     reason="prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager; "
     ".ci/run installs it)",
 )
-
-
-def free_port() -> int:
-    """A port free right now: bind to port 0, read what the kernel chose, let it go."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
