@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
 
-from slokit import cli_alerting
+from slokit import cli_alerting, cli_cost, cli_sla
 from slokit.cli_common import (
     PROGRESS_MIN_BYTES,
     DbOpt,
@@ -338,6 +338,8 @@ def openslo_export(
 
 
 cli_alerting.register(app)
+cli_sla.register(app)
+cli_cost.register(app)
 
 
 def main() -> None:

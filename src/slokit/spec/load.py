@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from slokit.core.alerting import WORKBOOK_ROWS, BurnRow
 from slokit.core.durations import parse_minutes, parse_seconds
@@ -23,6 +23,7 @@ from slokit.core.exclusions import Exclusion
 from slokit.errors import SpecError
 from slokit.spec import model, v1
 
+M = TypeVar("M", bound=BaseModel)
 LABEL_KEYS = ("service", "route", "model", "tier", "tenant", "region", "deployment")
 Path_ = tuple[str | int, ...]
 
@@ -94,11 +95,18 @@ def check_version(data: Any, source: str) -> None:
 
 
 def validate_v1(data: dict[str, Any], lines: dict[Path_, int], source: str) -> v1.SpecV1:
+    return validate_as(v1.SpecV1, data, lines, source)
+
+
+def validate_as(
+    cls: type[M], data: Any, lines: dict[Path_, int], source: str, what: str = "spec"
+) -> M:
+    """`cls.model_validate(data)`, every problem worded as `FILE:LINE: path: message`."""
     try:
-        return v1.SpecV1.model_validate(data)
+        return cls.model_validate(data)
     except ValidationError as exc:
         problems = [_word(err, data, lines) for err in exc.errors()]
-        raise _error(source, problems) from None
+        raise _error(source, problems, what) from None
 
 
 def _word(err: Any, data: Any, lines: dict[Path_, int]) -> tuple[int | None, str, str]:
@@ -155,12 +163,14 @@ def _dotted(path: Path_) -> str:
     return out or "(top)"
 
 
-def _error(source: str, problems: list[tuple[int | None, str, str]]) -> SpecError:
+def _error(
+    source: str, problems: list[tuple[int | None, str, str]], what: str = "spec"
+) -> SpecError:
     worded = [
         f"{source}:{line}: {path}: {msg}" if line else f"{source}: {path}: {msg}"
         for line, path, msg in sorted(problems, key=lambda p: (p[0] or 0, p[1]))
     ]
-    head = f"{source}: {len(worded)} problem{'s' if len(worded) != 1 else ''} in spec"
+    head = f"{source}: {len(worded)} problem{'s' if len(worded) != 1 else ''} in {what}"
     return SpecError(head + "\n  " + "\n  ".join(worded), worded)
 
 

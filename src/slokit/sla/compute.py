@@ -1,0 +1,347 @@
+"""Contracts -> per-minute counts from the store -> each contract's own measurement
+method -> uptime, tier and credit, with the exclusions that were applied and why.
+
+Contracts that measure the same way (same services, routes, models, outcomes,
+exclusions and latency target) share one DuckDB scan grouped by customer and minute,
+so a hundred customers' month reads the events once, not a hundred times.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from slokit.core import sla
+from slokit.core.exclusions import mask
+from slokit.core.windows import from_minute, to_minute
+from slokit.errors import InputError
+from slokit.sla.contract import Contract
+from slokit.store.duckdb_store import DuckDBStore
+
+
+@dataclass
+class SLAResult:
+    contract: Contract
+    month: str  # 2026-10
+    start: datetime  # the billing month, in the contract's time zone
+    end: datetime
+    as_of: datetime  # end of the measured part (the month's end, or now)
+    measurement: sla.Measurement
+    credit: sla.Credit
+    requests: dict[str, float]  # counted, failed, and each kind of excluded request
+    exclusions: list[dict[str, Any]]  # every exclusion considered, applied or not, and why
+    projection: dict[str, Any] | None = None  # for a month in progress
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def in_progress(self) -> bool:
+        return self.as_of < self.end
+
+    def to_dict(self) -> dict[str, Any]:
+        c, m, cr = self.contract, self.measurement, self.credit
+        return {
+            "contract": c.name,
+            "customer": c.customer,
+            "services": list(c.services),
+            "month": self.month,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "as_of": self.as_of.isoformat(),
+            "in_progress": self.in_progress,
+            "commitment": c.commitment,
+            "method": c.method,
+            "uptime": round(m.uptime, 6),
+            "met": m.uptime >= c.commitment,
+            "good": m.good,
+            "total": m.total,
+            "unit": m.unit,
+            "formula": m.describe(),
+            "tier": None if cr.tier is None else {"below": cr.tier.below, "credit": cr.tier.credit},
+            "credit_percent": cr.percent,
+            "credit": float(cr.amount),
+            "fee": c.fee,
+            "currency": c.currency,
+            "credit_steps": list(cr.steps),
+            "claim_deadline": from_minute(
+                to_minute(self.end) + c.claim_deadline_minutes
+            ).isoformat(),
+            "requests": self.requests,
+            "exclusions": self.exclusions,
+            "downtime": [
+                {
+                    "start": from_minute(p.start).isoformat(),
+                    "minutes": p.minutes,
+                    "requests": p.requests,
+                    "failed": p.failed,
+                    "error_rate": p.error_rate,
+                    "excluded_minutes": p.excluded_minutes,
+                }
+                for p in m.periods
+            ],
+            "daily": [
+                {
+                    "day": from_minute(d).astimezone(ZoneInfo(c.timezone)).date().isoformat(),
+                    "uptime": u,
+                }
+                for d, u in m.daily
+            ],
+            "projection": self.projection,
+            "warnings": self.warnings,
+        }
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    try:
+        year, month = (int(x) for x in text.split("-"))
+        if not 1 <= month <= 12:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"month {text!r}: use YYYY-MM, like 2026-10") from None
+    return year, month
+
+
+def _signature(c: Contract) -> tuple[Any, ...]:
+    return (
+        c.services,
+        c.routes,
+        c.models,
+        c.failed_outcomes,
+        c.customer_outcomes,
+        c.preview_models,
+        c.preview_routes,
+        c.ignored_backoff,
+        c.latency_field,
+        c.latency_threshold_ms,
+    )
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _counts_sql(c: Contract) -> str:
+    customer = [_in("outcome", c.customer_outcomes)] if c.customer_outcomes else []
+    preview = []
+    if c.preview_models:
+        preview.append(_in("model", c.preview_models))
+    if c.preview_routes:
+        preview.append(_in("route", c.preview_routes))
+    backoff = ["attributes['backoff_ignored'] = 'true'"] if c.ignored_backoff else []
+    # coalesce: a missing label or attribute is NULL, and NOT NULL would drop the row
+    out = f"coalesce({' OR '.join(customer + preview + backoff) or 'FALSE'}, FALSE)"
+    failed = _in("outcome", c.failed_outcomes)
+    if c.latency_threshold_ms is not None:
+        meets = f"(outcome = 'ok' AND {c.latency_field} <= {float(c.latency_threshold_ms)!r})"
+    else:
+        meets = "TRUE"
+    where = [_in("service", c.services)]
+    if c.routes:
+        where.append(_in("route", c.routes))
+    if c.models:
+        where.append(_in("model", c.models))
+    return (
+        "SELECT tenant, CAST(epoch(ts) // 60 AS BIGINT) AS minute, "
+        f"count(*) FILTER (WHERE NOT ({out})) AS total, "
+        f"count(*) FILTER (WHERE NOT ({out}) AND {failed}) AS failed, "
+        f"count(*) FILTER (WHERE NOT ({out}) AND NOT coalesce({meets}, FALSE)) AS slow, "
+        f"count(*) FILTER (WHERE {' OR '.join(customer) or 'FALSE'}) AS customer_caused, "
+        f"count(*) FILTER (WHERE coalesce({' OR '.join(preview) or 'FALSE'}, FALSE)) AS preview, "
+        f"count(*) FILTER (WHERE coalesce({' OR '.join(backoff) or 'FALSE'}, FALSE)) "
+        "AS ignored_backoff "
+        f"FROM request_events WHERE ts >= $lo AND ts < $hi AND {' AND '.join(where)} "
+        "AND tenant IN (SELECT unnest($customers)) GROUP BY ALL"
+    )
+
+
+def compute(
+    store: DuckDBStore,
+    contracts: list[Contract],
+    month: str,
+    *,
+    now: datetime | None = None,
+    internal: dict[str, float] | None = None,
+) -> list[SLAResult]:
+    """Every contract's month. `now` cuts a month in progress (default: the month is
+    measured to its end); `internal` maps SLO names to objectives (percent) for the
+    SLO-vs-SLA buffer warning."""
+    year, mon = parse_month(month)
+    groups: dict[tuple[Any, ...], list[Contract]] = defaultdict(list)
+    for c in contracts:
+        groups[_signature(c)].append(c)
+    results: dict[str, SLAResult] = {}
+    for members in groups.values():
+        spans = {c.name: sla.month_minutes(year, mon, ZoneInfo(c.timezone)) for c in members}
+        lo = min(s[0] for s in spans.values())
+        hi = max(s[1] for s in spans.values())
+        rows = store.query(
+            _counts_sql(members[0]),
+            {
+                "lo": from_minute(lo),
+                "hi": from_minute(hi),
+                "customers": [c.customer for c in members],
+            },
+        )
+        by_customer = _split(rows)
+        for c in members:
+            results[c.name] = _one(
+                c, month, spans[c.name], by_customer.get(c.customer), now, internal
+            )
+    return [results[c.name] for c in contracts]
+
+
+def _split(rows: Any) -> dict[str, dict[str, np.ndarray]]:
+    cols = {name: rows.column(name).to_numpy(zero_copy_only=False) for name in rows.column_names}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    tenants = cols.pop("tenant")
+    for tenant in np.unique(tenants):
+        pick = tenants == tenant
+        out[str(tenant)] = {k: v[pick] for k, v in cols.items()}
+    return out
+
+
+def _one(
+    c: Contract,
+    month: str,
+    span: tuple[int, int],
+    rows: dict[str, np.ndarray] | None,
+    now: datetime | None,
+    internal: dict[str, float] | None,
+) -> SLAResult:
+    lo, hi = span
+    cut = hi if now is None else max(lo, min(hi, to_minute(now)))
+    n = cut - lo
+    arrays = {k: np.zeros(n) for k in ("total", "failed", "slow")}
+    removed = {"customer_caused": 0.0, "preview": 0.0, "ignored_backoff": 0.0}
+    if rows is not None and n > 0:
+        inside = (rows["minute"] >= lo) & (rows["minute"] < cut)
+        idx = (rows["minute"][inside] - lo).astype(np.int64)
+        for k in arrays:
+            np.add.at(arrays[k], idx, rows[k][inside].astype(float))
+        for k in removed:
+            removed[k] = float(rows[k][inside].sum())
+    counted = [m.exclusion for m in c.maintenance if m.counts]
+    excluded = mask(counted, lo, cut) if counted else np.zeros(n, dtype=bool)
+    for inc in c.incidents:
+        a, b = max(to_minute(inc.start), lo), min(to_minute(inc.end), cut)
+        if b > a:
+            excluded[a - lo : b - lo] = True
+    tz = ZoneInfo(c.timezone)
+    counts = sla.MinuteCounts(lo, arrays["total"], arrays["failed"], arrays["slow"], excluded)
+    days = sla.local_days(lo, cut, tz)
+    measurement = measure(c, counts, days)
+    credit = sla.credit_for(
+        measurement.uptime, list(c.credits), c.fee, minimum_credit=c.minimum_credit
+    )
+    in_excluded = excluded.astype(bool)
+    requests = {
+        "counted": float(arrays["total"][~in_excluded].sum()),
+        "failed": float(arrays["failed"][~in_excluded].sum()),
+        "in_excluded_time": float(arrays["total"][in_excluded].sum()),
+        **removed,
+    }
+    result = SLAResult(
+        contract=c,
+        month=month,
+        start=from_minute(lo).astimezone(tz),
+        end=from_minute(hi).astimezone(tz),
+        as_of=from_minute(cut).astimezone(tz),
+        measurement=measurement,
+        credit=credit,
+        requests=requests,
+        exclusions=_exclusion_notes(c, lo, cut, removed),
+    )
+    if cut < hi:
+        result.projection = _projection(c, measurement, credit, cut - lo, hi - lo)
+    if internal is not None and c.internal_slo is not None:
+        objective = internal.get(c.internal_slo)
+        if objective is None:
+            result.warnings.append(f"internal SLO {c.internal_slo!r} is not in the spec")
+        elif objective <= c.commitment:
+            result.warnings.append(
+                f"the internal objective of {c.internal_slo} ({objective}%) is not stricter "
+                f"than the {c.commitment}% this contract commits to: no buffer before credits"
+            )
+    return result
+
+
+def measure(c: Contract, counts: sla.MinuteCounts, days: np.ndarray) -> sla.Measurement:
+    if c.method == "interval_error_rate":
+        return sla.interval_error_rate(counts, c.interval_minutes, day_starts=days)
+    if c.method == "downtime_minutes":
+        return sla.downtime_minutes(counts, c.period_minutes, c.threshold, day_starts=days)
+    if c.method == "available_minutes":
+        return sla.available_minutes(counts, c.threshold, day_starts=days)
+    if c.method == "request_based":
+        return sla.request_based(counts, day_starts=days)
+    return sla.latency_attainment(
+        counts, per=c.per, interval=c.interval_minutes, target=c.target, day_starts=days
+    )
+
+
+def _exclusion_notes(
+    c: Contract, lo: int, hi: int, removed: dict[str, float]
+) -> list[dict[str, Any]]:
+    notes: list[dict[str, Any]] = []
+    for m in c.maintenance:
+        for a, b in m.exclusion.ranges(lo, hi):
+            notes.append(
+                {
+                    "kind": "maintenance",
+                    "start": from_minute(a).isoformat(),
+                    "end": from_minute(b).isoformat(),
+                    "minutes": b - a,
+                    "applied": m.counts,
+                    "reason": f"{m.exclusion.reason} ({m.why})".strip(),
+                }
+            )
+    for inc in c.incidents:
+        a, b = max(to_minute(inc.start), lo), min(to_minute(inc.end), hi)
+        if b > a:
+            notes.append(
+                {
+                    "kind": "incident",
+                    "start": from_minute(a).isoformat(),
+                    "end": from_minute(b).isoformat(),
+                    "minutes": b - a,
+                    "applied": True,
+                    "reason": inc.reason,
+                }
+            )
+    labels = {
+        "customer_caused": "customer-caused requests ("
+        + ", ".join(c.customer_outcomes)
+        + ") removed from the measurement",
+        "preview": "requests to preview features removed",
+        "ignored_backoff": "requests that ignored back-off (attributes.backoff_ignored) removed",
+    }
+    for key, count in removed.items():
+        if count:
+            notes.append({"kind": key, "requests": count, "applied": True, "reason": labels[key]})
+    return notes
+
+
+def _projection(
+    c: Contract, m: sla.Measurement, credit: sla.Credit, elapsed: int, length: int
+) -> dict[str, Any]:
+    """At the current rate the month ends where it stands; at best, every remaining
+    minute is perfect."""
+    share = elapsed / length if length else 1.0
+    best = 100.0 - (100.0 - m.uptime) * share
+    at_best = sla.credit_for(best, list(c.credits), c.fee, minimum_credit=c.minimum_credit)
+    return {
+        "elapsed_share": round(share, 6),
+        "uptime_at_current_rate": round(m.uptime, 6),
+        "credit_at_risk": float(credit.amount),
+        "best_case_uptime": round(best, 6),
+        "best_case_credit": float(at_best.amount),
+        "summary": (
+            f"at the current rate, credits at risk this month: {float(credit.amount):,.2f} "
+            f"{c.currency} ({credit.percent:g}% of {c.fee:,.2f})"
+        ),
+    }
