@@ -115,9 +115,13 @@ def _signature(c: Contract) -> tuple[Any, ...]:
         c.preview_models,
         c.preview_routes,
         c.ignored_backoff,
-        c.latency_field,
-        c.latency_threshold_ms,
     )
+
+
+def _latency_target(c: Contract) -> tuple[str, float] | None:
+    if c.latency_threshold_ms is None:
+        return None
+    return (c.latency_field, float(c.latency_threshold_ms))
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -125,7 +129,9 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({quoted})"
 
 
-def _counts_sql(c: Contract) -> str:
+def _counts_sql(c: Contract, targets: list[tuple[str, float] | None]) -> str:
+    """Counts per customer and minute for contracts that measure like `c`; one `slow_i`
+    column per latency target (requests not ok within it)."""
     customer = [_in("outcome", c.customer_outcomes)] if c.customer_outcomes else []
     preview = []
     if c.preview_models:
@@ -136,10 +142,12 @@ def _counts_sql(c: Contract) -> str:
     # coalesce: a missing label or attribute is NULL, and NOT NULL would drop the row
     out = f"coalesce({' OR '.join(customer + preview + backoff) or 'FALSE'}, FALSE)"
     failed = _in("outcome", c.failed_outcomes)
-    if c.latency_threshold_ms is not None:
-        meets = f"(outcome = 'ok' AND {c.latency_field} <= {float(c.latency_threshold_ms)!r})"
-    else:
-        meets = "TRUE"
+    slow = []
+    for i, target in enumerate(targets):
+        meets = "TRUE" if target is None else f"(outcome = 'ok' AND {target[0]} <= {target[1]!r})"
+        slow.append(
+            f"count(*) FILTER (WHERE NOT ({out}) AND NOT coalesce({meets}, FALSE)) AS slow_{i}, "
+        )
     where = [_in("service", c.services)]
     if c.routes:
         where.append(_in("route", c.routes))
@@ -149,8 +157,8 @@ def _counts_sql(c: Contract) -> str:
         "SELECT tenant, CAST(epoch(ts) // 60 AS BIGINT) AS minute, "
         f"count(*) FILTER (WHERE NOT ({out})) AS total, "
         f"count(*) FILTER (WHERE NOT ({out}) AND {failed}) AS failed, "
-        f"count(*) FILTER (WHERE NOT ({out}) AND NOT coalesce({meets}, FALSE)) AS slow, "
-        f"count(*) FILTER (WHERE {' OR '.join(customer) or 'FALSE'}) AS customer_caused, "
+        + "".join(slow)
+        + f"count(*) FILTER (WHERE {' OR '.join(customer) or 'FALSE'}) AS customer_caused, "
         f"count(*) FILTER (WHERE coalesce({' OR '.join(preview) or 'FALSE'}, FALSE)) AS preview, "
         f"count(*) FILTER (WHERE coalesce({' OR '.join(backoff) or 'FALSE'}, FALSE)) "
         "AS ignored_backoff "
@@ -179,8 +187,9 @@ def compute(
         spans = {c.name: sla.month_minutes(year, mon, ZoneInfo(c.timezone)) for c in members}
         lo = min(s[0] for s in spans.values())
         hi = max(s[1] for s in spans.values())
+        targets = list(dict.fromkeys(_latency_target(c) for c in members))
         rows = store.query(
-            _counts_sql(members[0]),
+            _counts_sql(members[0], targets),
             {
                 "lo": from_minute(lo),
                 "hi": from_minute(hi),
@@ -189,9 +198,10 @@ def compute(
         )
         by_customer = _split(rows)
         for c in members:
-            results[c.name] = _one(
-                c, month, spans[c.name], by_customer.get(c.customer), now, internal
-            )
+            mine = by_customer.get(c.customer)
+            if mine is not None:  # this contract's latency target
+                mine = {**mine, "slow": mine[f"slow_{targets.index(_latency_target(c))}"]}
+            results[c.name] = _one(c, month, spans[c.name], mine, now, internal)
     return [results[c.name] for c in contracts]
 
 
@@ -216,13 +226,13 @@ def _one(
     lo, hi = span
     cut = hi if now is None else max(lo, min(hi, to_minute(now)))
     n = cut - lo
-    arrays = {k: np.zeros(n) for k in ("total", "failed", "slow")}
+    arrays: dict[str, np.ndarray] = {k: np.zeros(n) for k in ("total", "failed", "slow")}
     removed = {"customer_caused": 0.0, "preview": 0.0, "ignored_backoff": 0.0}
     if rows is not None and n > 0:
         inside = (rows["minute"] >= lo) & (rows["minute"] < cut)
         idx = (rows["minute"][inside] - lo).astype(np.int64)
         for k in arrays:
-            np.add.at(arrays[k], idx, rows[k][inside].astype(float))
+            arrays[k] = np.bincount(idx, weights=rows[k][inside].astype(float), minlength=n)
         for k in removed:
             removed[k] = float(rows[k][inside].sum())
     counted = [m.exclusion for m in c.maintenance if m.counts]
