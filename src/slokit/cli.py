@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
 
-from slokit import cli_alerting, cli_cost, cli_sla
+from slokit import cli_alerting, cli_cost, cli_gateway, cli_sla
 from slokit.cli_common import (
     PROGRESS_MIN_BYTES,
     DbOpt,
@@ -216,18 +216,35 @@ def serve(
             help="With --spec, evaluate alerts every alerting.interval and notify receivers.",
         ),
     ] = True,
+    gateway: Annotated[
+        Path | None,
+        typer.Option(
+            "--gateway",
+            help="Also run the inference gateway of this config (kind: gateway) in this "
+            "process, writing its events straight to the store.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP server: ingest API, OTLP receiver, statuses, alerts, metrics."""
     import uvicorn
 
     from slokit.server.app import ServerConfig, create_app
 
-    config = ServerConfig(db=db, spec=spec, token=token, max_body=max_body, alerts=alerts)
     try:
+        gw = None
+        if gateway is not None:
+            from slokit.cli_gateway import load_config
+
+            gw = load_config(gateway, None)
+        config = ServerConfig(
+            db=db, spec=spec, token=token, max_body=max_body, alerts=alerts, gateway=gw
+        )
         application = create_app(config)
     except SlokitError as exc:
         raise _fail(exc) from None
     err.print(f"slokit serving {db} on http://{host}:{port}")
+    if gw is not None:
+        err.print(f"slokit gateway on http://{gw.host}:{gw.port}")
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
@@ -340,6 +357,7 @@ def openslo_export(
 cli_alerting.register(app)
 cli_sla.register(app)
 cli_cost.register(app)
+cli_gateway.register(app)
 
 
 def main() -> None:

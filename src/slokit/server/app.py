@@ -50,6 +50,7 @@ class ServerConfig:
     token: str | None = None
     max_body: int = 32 << 20
     alerts: bool = True  # run the alert evaluator (needs a spec)
+    gateway: Any = None  # a GatewayConfig: run the inference gateway in this process
 
 
 class ApiError(Exception):
@@ -87,12 +88,21 @@ class Server:
 
             self.alerting = AlertService(self.spec, self.store, evaluator=self.evaluator)
         self._alert_task: asyncio.Task[None] | None = None
+        self.gateway: Any = None
+        self._protector: Any = None
 
     async def start(self) -> None:
         if self.alerting is not None:
             self._alert_task = asyncio.create_task(self.alerting.run(self._eval_lock))
+        if self.config.gateway is not None:
+            from slokit.gateway.runner import attach_to_server
+
+            self.gateway, self._protector = await attach_to_server(self, self.config.gateway)
 
     async def stop(self) -> None:
+        if self.gateway is not None:
+            await self._protector.stop()
+            await self.gateway.stop()  # delivers its buffered events before the writer stops
         if self._alert_task is not None:
             self._alert_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

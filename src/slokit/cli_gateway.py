@@ -1,0 +1,168 @@
+"""`slokit gateway`: the OpenAI-compatible inference gateway (docs/gateway.md), and
+`slokit gateway hash-key` for the hashed API keys its config stores."""
+
+from __future__ import annotations
+
+import multiprocessing
+import secrets
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slokit.cli_common import DbOpt, _fail, err, out
+from slokit.errors import SlokitError
+from slokit.gateway.config import EventsV1, GatewayConfig
+
+gateway_app = typer.Typer(
+    help="Run the inference gateway: an OpenAI-compatible proxy that measures every "
+    "request, admits by tier and sheds load to protect objectives.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+
+
+def load_config(config: Path | None, upstream: list[str] | None) -> GatewayConfig:
+    from slokit.gateway.config import load_gateway, with_upstreams
+
+    cfg = load_gateway(config) if config is not None else GatewayConfig()
+    if upstream:
+        cfg = with_upstreams(cfg, upstream)
+    if not cfg.upstreams:
+        raise typer.BadParameter("give --upstream URL or a config with `upstreams:`")
+    return cfg
+
+
+@gateway_app.callback()
+def gateway(
+    ctx: typer.Context,
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--upstream",
+            help="OpenAI-compatible server to forward to (repeat for several; replaces the "
+            "config's upstreams).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Gateway config file (kind: gateway).")
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Interface (default 127.0.0.1).")] = (
+        None
+    ),
+    port: Annotated[int | None, typer.Option("--port", help="Gateway port (default 8000).")] = (
+        None
+    ),
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Gateway processes sharing the port.")
+    ] = 1,
+    events_url: Annotated[
+        str | None,
+        typer.Option(
+            "--events-url",
+            envvar="SLOKIT_EVENTS_URL",
+            help="Send events to this `slokit serve` instead of a local store.",
+        ),
+    ] = None,
+    events_token: Annotated[
+        str | None,
+        typer.Option("--events-token", envvar="SLOKIT_TOKEN", help="Bearer token for it."),
+    ] = None,
+    db: DbOpt = Path("slokit.duckdb"),
+    spec: Annotated[
+        Path | None,
+        typer.Option("--spec", envvar="SLOKIT_SPEC", help="Spec (for protection rules)."),
+    ] = None,
+    serve_port: Annotated[
+        int, typer.Option("--serve-port", help="Port of the local `slokit serve` (store API).")
+    ] = 8080,
+) -> None:
+    """Run the gateway (see `slokit gateway hash-key` for API keys)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        cfg = load_config(config, upstream)
+    except SlokitError as exc:
+        raise _fail(exc) from None
+    cfg = replace(cfg, host=host or cfg.host, port=cfg.port if port is None else port)
+    if events_url or cfg.events.url:
+        url = events_url or cfg.events.url
+        cfg = replace(cfg, events=_events(cfg, url, events_token or cfg.events.token))
+        err.print(f"slokit gateway on http://{cfg.host}:{cfg.port}, events to {url}")
+        _run_workers(cfg, workers)
+        return
+    _run_local(cfg, workers, db, spec, serve_port)
+
+
+def _events(cfg: GatewayConfig, url: str | None, token: str | None) -> EventsV1:
+    return cfg.events.model_copy(update={"url": url, "token": token})
+
+
+def _run_workers(cfg: GatewayConfig, workers: int) -> None:
+    from slokit.gateway.runner import run_loop, serve_remote, worker_main
+
+    if workers == 1:
+        run_loop(serve_remote(cfg))
+        return
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=worker_main, args=(cfg,), daemon=True) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+
+
+def _run_local(
+    cfg: GatewayConfig, workers: int, db: Path, spec: Path | None, serve_port: int
+) -> None:
+    """A local store: `slokit serve` in this process, the gateway beside it."""
+    import uvicorn
+
+    from slokit.server.app import ServerConfig, create_app
+
+    token = None
+    procs = []
+    if workers > 1:
+        token = secrets.token_urlsafe(16)
+        wcfg = replace(cfg, events=_events(cfg, f"http://127.0.0.1:{serve_port}", token))
+        ctx = multiprocessing.get_context("spawn")
+        from slokit.gateway.runner import worker_main
+
+        procs = [ctx.Process(target=worker_main, args=(wcfg,), daemon=True) for _ in range(workers)]
+    server_config = ServerConfig(
+        db=db, spec=spec, token=token, alerts=False, gateway=cfg if workers == 1 else None
+    )
+    try:
+        application = create_app(server_config)
+    except SlokitError as exc:
+        raise _fail(exc) from None
+    for p in procs:
+        p.start()
+    err.print(
+        f"slokit gateway on http://{cfg.host}:{cfg.port} ({workers} worker(s)); "
+        f"store {db} served on http://127.0.0.1:{serve_port}"
+    )
+    try:
+        uvicorn.run(application, host="127.0.0.1", port=serve_port, log_level="warning")
+    finally:
+        for p in procs:
+            p.terminate()
+
+
+@gateway_app.command("hash-key")
+def hash_key_cmd(
+    key: Annotated[str, typer.Argument(help="The API key a tenant will send.")],
+) -> None:
+    """Print the SHA-256 digest to put under `keys:` in the gateway config."""
+    from slokit.gateway.config import hash_key
+
+    out.print(hash_key(key))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gateway_app, name="gateway")

@@ -1,0 +1,347 @@
+"""The gateway's upstream HTTP/1.1 client: a keep-alive connection pool per upstream,
+requests written as bytes, responses parsed by httptools.
+
+Chosen by measurement (docs/gateway.md, bench/gateway_throughput.py): with the same
+server side, this client let the proxy do more requests per second than aiohttp's
+ClientSession, whose per-request object graph (ClientRequest, CIMultiDict headers,
+payload wrappers, timers) dominated the gateway's CPU profile. aiohttp stays the
+client for everything off the hot path (health checks, event delivery).
+
+What it does and does not do: one request per connection at a time (no pipelining),
+keep-alive reuse, `http://` and `https://`, a connect timeout, a first-byte timeout
+(request sent -> response head) and a total timeout, body bytes passed through as
+received (chunked framing is removed by the parser; content encodings are left alone),
+read back-pressure for slow clients. A reused idle connection that turns out closed
+before any response byte is retried once on a fresh connection (the request never
+reached the upstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httptools
+
+HIGH_WATER = 1 << 20  # buffered response bytes above which the upstream read pauses
+
+
+class UpstreamError(Exception):
+    """The upstream failed; `before_first_byte` says whether a retry is safe."""
+
+    def __init__(self, message: str, before_first_byte: bool) -> None:
+        super().__init__(message)
+        self.before_first_byte = before_first_byte
+
+
+class UpstreamTimeout(UpstreamError, TimeoutError):
+    pass
+
+
+class _Conn(asyncio.Protocol):
+    __slots__ = (
+        "_body",
+        "_buffered",
+        "_done",
+        "_head",
+        "_headers",
+        "_paused",
+        "_waiter",
+        "closed",
+        "complete",
+        "error",
+        "got_bytes",
+        "keep_alive",
+        "parser",
+        "pool",
+        "status",
+        "timer",
+        "transport",
+    )
+
+    def __init__(self, pool: UpstreamClient) -> None:
+        self.pool = pool
+        self.transport: Any = None
+        self.closed = False
+        self.timer: asyncio.TimerHandle | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: deque[bytes] = deque()
+        self._buffered = 0
+        self._paused = False
+        self._head: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.complete = False
+        self.keep_alive = False
+        self.got_bytes = False
+        self.error: UpstreamError | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"malformed upstream response: {exc}", not self._headers))
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.complete:
+            head_done = self._head is not None and self._head.done()
+            reason = f": {exc}" if exc else ""
+            self._fail(UpstreamError(f"upstream closed the connection{reason}", not head_done))
+
+    # -- httptools callbacks -----------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        if self._head is not None and not self._head.done():
+            self._head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+        self._buffered += len(body)
+        if self._buffered > HIGH_WATER and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self.keep_alive = self.parser.should_keep_alive()
+        if self._head is not None and not self._head.done():
+            self._head.set_result(None)
+        self._wake()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _fail(self, error: UpstreamError) -> None:
+        if self.error is None:
+            self.error = error
+        if self._head is not None and not self._head.done():
+            self._head.set_exception(error)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_exception(error)
+
+    def time_out(self) -> None:
+        self._fail(UpstreamTimeout("the upstream did not answer in time", not self._headers))
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Response:
+    """An upstream answer whose head has arrived; read or stream its body once."""
+
+    __slots__ = ("_conn", "_released", "headers", "status")
+
+    def __init__(self, conn: _Conn) -> None:
+        self._conn = conn
+        self.status = conn.status
+        self.headers = conn._headers
+        self._released = False
+
+    def header(self, name: bytes) -> bytes | None:
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    async def read(self) -> bytes:
+        parts = []
+        async for piece in self.chunks():
+            parts.append(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        c = self._conn
+        loop = c.pool.loop
+        while True:
+            if c._body:
+                data = c._body.popleft() if len(c._body) == 1 else _drain(c._body)
+                c._buffered = 0
+                if c._paused:
+                    c._paused = False
+                    c.transport.resume_reading()
+                yield data
+                continue
+            if c.complete:
+                return
+            if c.error is not None:
+                raise c.error
+            c._waiter = loop.create_future()
+            await c._waiter
+            c._waiter = None
+
+    def release(self) -> None:
+        """Done with it: a complete keep-alive connection goes back to the pool."""
+        if self._released:
+            return
+        self._released = True
+        c = self._conn
+        if c.timer is not None:
+            c.timer.cancel()
+            c.timer = None
+        if c.complete and c.keep_alive and not c.closed and not c._body:
+            c._reset()
+            c.pool._idle.append(c)
+        else:
+            c.closed = True
+            if c.transport is not None:
+                c.transport.close()
+
+    def close(self) -> None:
+        """Abandon it (the client went away): the upstream connection is dropped, which
+        cancels the request upstream."""
+        if self._released:
+            return
+        self._released = True
+        c = self._conn
+        if c.timer is not None:
+            c.timer.cancel()
+            c.timer = None
+        c.closed = True
+        if c.transport is not None:
+            c.transport.abort()
+
+
+def _drain(body: deque[bytes]) -> bytes:
+    data = b"".join(body)
+    body.clear()
+    return data
+
+
+class UpstreamClient:
+    """Connections to one upstream base URL."""
+
+    def __init__(
+        self,
+        url: str,
+        connect_timeout_s: float = 5.0,
+        first_byte_timeout_s: float = 120.0,
+        total_timeout_s: float = 600.0,
+        max_idle: int = 1024,
+    ) -> None:
+        u = urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"{url}: an upstream url is http(s)://host[:port][/path]")
+        self.host = u.hostname
+        self.tls = u.scheme == "https"
+        self.port = u.port or (443 if self.tls else 80)
+        self.base = u.path.rstrip("/").encode()
+        default = (self.port == 443) if self.tls else (self.port == 80)
+        self.host_header = (self.host if default else f"{self.host}:{self.port}").encode()
+        self.connect_timeout_s = connect_timeout_s
+        self.first_byte_timeout_s = first_byte_timeout_s
+        self.total_timeout_s = total_timeout_s
+        self.max_idle = max_idle
+        self._idle: deque[_Conn] = deque()
+        self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
+        self.loop = asyncio.get_event_loop()
+
+    async def _connect(self) -> _Conn:
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: _Conn(self),
+                    self.host,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if self.tls else None,
+                ),
+                self.connect_timeout_s,
+            )
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"connecting to {self.host}:{self.port} timed out", True
+            ) from None
+        except OSError as exc:
+            raise UpstreamError(f"cannot connect to {self.host}:{self.port}: {exc}", True) from None
+        return conn
+
+    def _take(self) -> _Conn | None:
+        while self._idle:
+            c = self._idle.pop()
+            if not c.closed:
+                return c
+        return None
+
+    async def request(
+        self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Response:
+        """Send a request; return once the response head is in."""
+        head = b"".join(
+            [
+                method,
+                b" ",
+                self.base,
+                target,
+                b" HTTP/1.1\r\nhost: ",
+                self.host_header,
+                b"\r\ncontent-length: %d\r\n" % len(body),
+                *[k + b": " + v + b"\r\n" for k, v in headers],
+                b"\r\n",
+            ]
+        )
+        conn = self._take()
+        reused = conn is not None
+        for _attempt in range(2):
+            if conn is None:
+                conn = await self._connect()
+            try:
+                return await self._send(conn, head, body)
+            except UpstreamError as exc:
+                if reused and exc.before_first_byte and not conn.got_bytes:
+                    conn, reused = None, False  # a stale idle connection: once more, fresh
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    async def _send(self, conn: _Conn, head: bytes, body: bytes) -> Response:
+        conn._head = self.loop.create_future()
+        conn.timer = self.loop.call_later(self.total_timeout_s, conn.time_out)
+        first = self.loop.call_later(self.first_byte_timeout_s, conn.time_out)
+        try:
+            conn.transport.write(head + body if len(body) < 65536 else head)
+            if len(body) >= 65536:
+                conn.transport.write(body)
+            await conn._head
+        except BaseException:
+            first.cancel()
+            conn.timer.cancel()
+            conn.timer = None
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.abort()
+            raise
+        first.cancel()
+        return Response(conn)
+
+    def close(self) -> None:
+        while self._idle:
+            c = self._idle.pop()
+            c.closed = True
+            if c.transport is not None:
+                c.transport.close()

@@ -1,0 +1,207 @@
+"""The gateway's Prometheus metrics, named after the OpenTelemetry GenAI metrics
+(`gen_ai.server.time_to_first_token`, `gen_ai.server.time_per_output_token`,
+`gen_ai.server.request.duration`, `gen_ai.client.token.usage`, in Prometheus form),
+plus admission, shedding and event-delivery counters by tier.
+
+Label children are cached per label tuple so an observation on the hot path is a dict
+lookup and a histogram update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# OpenTelemetry's recommended bucket boundaries for these GenAI metrics (seconds)
+TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.ttft = Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from the request's arrival at the gateway to the first content chunk.",
+            ["gen_ai_request_model", "tier"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tpot = Histogram(
+            "gen_ai_server_time_per_output_token_seconds",
+            "(latency - TTFT) / (output tokens - 1), per streamed request.",
+            ["gen_ai_request_model", "tier"],
+            buckets=TPOT_BUCKETS,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "gen_ai_server_request_duration_seconds",
+            "Time from arrival to the last byte of the answer.",
+            ["gen_ai_request_model", "tier", "outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens per request, by type (input or output).",
+            ["gen_ai_request_model", "gen_ai_token_type"],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "slokit_gateway_requests",
+            "Requests answered, by tier and outcome.",
+            ["tier", "outcome"],
+            registry=r,
+        )
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        c = self._children.get(key)
+        if c is None:
+            c = self._children[key] = metric.labels(*labels)
+        return c
+
+    def observe(
+        self,
+        model: str,
+        tier: str,
+        outcome: str,
+        latency_s: float,
+        ttft_s: float | None,
+        tpot_s: float | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+    ) -> None:
+        self.child(self.requests, tier, outcome).inc()
+        self.child(self.duration, model, tier, outcome).observe(latency_s)
+        if ttft_s is not None:
+            self.child(self.ttft, model, tier).observe(ttft_s)
+        if tpot_s is not None:
+            self.child(self.tpot, model, tier).observe(tpot_s)
+        if input_tokens is not None:
+            self.child(self.tokens, model, "input").observe(input_tokens)
+        if output_tokens is not None:
+            self.child(self.tokens, model, "output").observe(output_tokens)
+
+    def add_state(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        """Admission, shedding and delivery state, read at scrape time."""
+        self.registry.register(_StateCollector(snapshot))
+
+
+class _StateCollector(Collector):
+    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[Any]:
+        s = self.snapshot()
+        admitted = CounterMetricFamily(
+            "slokit_gateway_admitted", "Requests admitted past the queue, by tier.", labels=["tier"]
+        )
+        for tier, n in s.get("admitted", {}).items():
+            admitted.add_metric([tier], n)
+        shed = CounterMetricFamily(
+            "slokit_gateway_shed",
+            "Requests refused with 503 to protect objectives, by tier and reason.",
+            labels=["tier", "reason"],
+        )
+        for (tier, reason), n in s.get("shed", {}).items():
+            shed.add_metric([tier, reason], n)
+        limited = CounterMetricFamily(
+            "slokit_gateway_rate_limited", "Requests refused with 429, by tier.", labels=["tier"]
+        )
+        for tier, n in s.get("rate_limited", {}).items():
+            limited.add_metric([tier], n)
+        queue = GaugeMetricFamily(
+            "slokit_gateway_queue_length", "Requests waiting for admission.", labels=["tier"]
+        )
+        for tier, n in s.get("queued", {}).items():
+            queue.add_metric([tier], n)
+        limit = GaugeMetricFamily(
+            "slokit_gateway_concurrency_limit",
+            "Adaptive concurrency limit toward each upstream.",
+            labels=["upstream"],
+        )
+        inflight = GaugeMetricFamily(
+            "slokit_gateway_in_flight", "Requests in flight to each upstream.", labels=["upstream"]
+        )
+        healthy = GaugeMetricFamily(
+            "slokit_gateway_upstream_healthy",
+            "1 when the upstream passes its health check.",
+            labels=["upstream"],
+        )
+        for name, u in s.get("upstreams", {}).items():
+            limit.add_metric([name], u.get("limit", 0))
+            inflight.add_metric([name], u.get("in_flight", 0))
+            healthy.add_metric([name], 1 if u.get("healthy", True) else 0)
+        protected = GaugeMetricFamily(
+            "slokit_gateway_tier_protected",
+            "1 while a tier's error budget burns too fast and lower tiers yield to it.",
+            labels=["tier"],
+        )
+        for tier, on in s.get("protected", {}).items():
+            protected.add_metric([tier], 1 if on else 0)
+        dropped = CounterMetricFamily(
+            "slokit_gateway_events_dropped",
+            "Events dropped because the delivery buffer was full.",
+            labels=["kind"],
+        )
+        delivered = CounterMetricFamily(
+            "slokit_gateway_events_delivered", "Events delivered to the store.", labels=["kind"]
+        )
+        for kind, n in s.get("dropped", {}).items():
+            dropped.add_metric([kind], n)
+        for kind, n in s.get("delivered", {}).items():
+            delivered.add_metric([kind], n)
+        yield from (
+            admitted,
+            shed,
+            limited,
+            queue,
+            limit,
+            inflight,
+            healthy,
+            protected,
+            dropped,
+            delivered,
+        )
