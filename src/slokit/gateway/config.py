@@ -149,7 +149,6 @@ class GatewayV1(v1.Strict):
     apiVersion: str = v1.API_VERSION
     kind: str = KIND
     service: str = "llm-api"
-    route_prefix: str = ""  # events' route = the endpoint name (chat, completion, ...)
     region: str | None = None
     deployment: str | None = None
     host: str = "127.0.0.1"

@@ -1,0 +1,252 @@
+"""The gateway's parts on their own: the SSE meter, quality checks, config errors, the
+event table, the upstream client against a real aiohttp server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from aiohttp import web
+
+from slokit.errors import SpecError
+from slokit.events.schema import SCHEMAS
+from slokit.gateway.checks import run_checks, wants_json
+from slokit.gateway.client import UpstreamClient, UpstreamError, UpstreamTimeout
+from slokit.gateway.config import hash_key, loads_gateway
+from slokit.gateway.proxy import _duration, _estimate_tokens
+from slokit.gateway.sink import EventSink, to_json, to_table
+from slokit.gateway.stream import StreamMeter, Usage, read_body
+
+
+def sse(obj: object) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def delta(text: str, finish: str | None = None) -> bytes:
+    return sse({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]})
+
+
+USAGE = sse({"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 3}})
+
+
+def test_meter_times_content_chunks_and_hides_requested_usage() -> None:
+    m = StreamMeter(hide_usage=True, keep_text=True)
+    role = sse({"choices": [{"index": 0, "delta": {"role": "assistant"}}]})
+    assert m.feed(role, now=1.0) == role  # no content: not the first token
+    assert m.first_token is None
+    assert m.feed(delta("Hel"), now=1.5) == delta("Hel")
+    # one network read holding two events and half of a third
+    two = delta("lo") + delta(" you", "stop")
+    half = USAGE[:10]
+    assert m.feed(two + half, now=1.6) == two
+    assert m.feed(USAGE[10:] + b"data: [DONE]\n\n", now=2.5) == b"data: [DONE]\n\n"
+    assert m.first_token == 1.5 and m.chunks == 3 and m.done
+    assert m.itl_max == pytest.approx(0.1)
+    assert m.usage.input_tokens == 11 and m.usage.output_tokens == 3
+    assert m.finish_reason == "stop" and m.text() == "Hello you"
+
+
+def test_meter_passes_usage_the_client_asked_for_and_crlf_events() -> None:
+    m = StreamMeter(hide_usage=False, keep_text=False)
+    data = (delta("a") + USAGE + b"data: [DONE]\n\n").replace(b"\n", b"\r\n")
+    assert m.feed(data, now=0.0) == data
+    assert m.usage.output_tokens == 3 and m.text() is None
+
+
+def test_read_body_and_usage_details() -> None:
+    usage = Usage()
+    body = orjson.dumps(
+        {
+            "choices": [{"message": {"content": "hi"}, "finish_reason": "length"}],
+            "usage": {
+                "prompt_tokens": 5,
+                "completion_tokens": 7,
+                "prompt_tokens_details": {"cached_tokens": 2},
+            },
+        }
+    )
+    assert read_body(body, usage) == ("length", "hi")
+    assert (usage.input_tokens, usage.output_tokens, usage.cached_tokens) == (5, 7, 2)
+    assert read_body(b"not json", Usage()) == (None, None)
+
+
+def test_quality_checks() -> None:
+    refusals = ("i can't help with that",)
+    got = dict(run_checks('{"a": 1}', "stop", True, refusals))
+    assert got == {"json_valid": True, "non_empty": True, "not_truncated": True, "no_refusal": True}
+    got = dict(run_checks("{broken", "length", True, refusals))
+    assert not got["json_valid"] and not got["not_truncated"]
+    got = dict(run_checks("  ", "stop", False, refusals))
+    assert "json_valid" not in got and not got["non_empty"]
+    assert not dict(run_checks("Sorry, I can't help with that.", "stop", False, refusals))[
+        "no_refusal"
+    ]
+    assert run_checks(None, None, False, refusals) == []
+    assert wants_json({"response_format": {"type": "json_object"}})
+    assert not wants_json({"response_format": {"type": "text"}})
+
+
+def test_config_errors_name_line_and_field() -> None:
+    text = f"""apiVersion: slokit/v1
+kind: gateway
+upstreams:
+  - {{name: a, url: http://127.0.0.1:1}}
+keys:
+  - {{sha256: abc, tenant: t, tier: gold}}
+  - {{sha256: {hash_key("k")}, tenant: u, tier: diamond}}
+"""
+    with pytest.raises(SpecError) as exc:
+        loads_gateway(text, "gw.yaml")
+    msg = str(exc.value)
+    assert "gw.yaml:6" in msg and "keys[0].sha256" in msg and "hash-key" in msg
+    text = text.replace("sha256: abc", f"sha256: {hash_key('j')}")
+    with pytest.raises(SpecError) as exc:
+        loads_gateway(text, "gw.yaml")
+    assert "gw.yaml:7" in str(exc.value) and "unknown tier 'diamond'" in str(exc.value)
+    with pytest.raises(SpecError, match="did you mean `upstreams`"):
+        loads_gateway("upstream: []\n", "gw.yaml")
+    cfg = loads_gateway(text.replace("diamond", "bronze"), "gw.yaml")
+    assert cfg.anonymous is None  # keys configured: unknown keys are refused
+    assert cfg.keys[hash_key("k")].tier == "bronze"
+
+
+def test_rate_limit_helpers() -> None:
+    assert _duration(0.02) == b"20ms" and _duration(1.2) == b"1s" and _duration(360) == b"6m0s"
+    assert _estimate_tokens({"max_tokens": 100}, 400) == 200
+    assert _estimate_tokens({}, 40) == 10 + 256
+
+
+def test_event_table_and_json() -> None:
+    rec = {
+        "event_id": "gw-1",
+        "ts": 1_700_000_000.25,
+        "service": "llm",
+        "route": "chat",
+        "outcome": "ok",
+        "http_status": 200,
+        "latency_ms": 12.5,
+        "attributes": {"upstream": "a"},
+    }
+    t = to_table([rec, {**rec, "event_id": "gw-2", "attributes": {}}], "request")
+    assert t.schema == SCHEMAS["request"]
+    assert t.column("ts")[0].as_py().timestamp() == 1_700_000_000.25
+    assert t.column("attributes")[0].as_py() == [("upstream", "a")]
+    assert t.column("attributes")[1].as_py() is None
+    assert orjson.loads(to_json([rec]))[0]["ts"] == "2023-11-14T22:13:20.250000Z"
+
+
+def test_sink_retries_then_delivers_and_counts_drops() -> None:
+    asyncio.run(_sink_retries())
+
+
+async def _sink_retries() -> None:
+    got: list[int] = []
+    fail = [True]
+
+    async def deliver(kind: str, records: list[dict[str, object]]) -> None:
+        if fail[0]:
+            fail[0] = False
+            raise RuntimeError("store away")
+        got.append(len(records))
+
+    sink = EventSink(deliver, batch=2, interval_s=0.01, buffer=3, max_backoff_s=0.05)
+    for i in range(4):
+        sink.add("request", {"i": i})
+    assert sink.dropped["request"] == 1  # the buffer holds 3
+    sink.start()
+    await sink.close(timeout_s=5)
+    assert got == [2, 1] and sink.failures == 1 and sink.delivered["request"] == 3
+
+
+# -- the upstream client against a real server -------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def echo_server() -> AsyncIterator[str]:
+    async def echo(req: web.Request) -> web.StreamResponse:
+        body = await req.read()
+        if req.path == "/slow":
+            await asyncio.sleep(1)
+        if req.path == "/gzip":
+            return web.Response(body=gzip.compress(body), headers={"content-encoding": "gzip"})
+        if req.path == "/stream":
+            resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await resp.prepare(req)
+            for i in range(3):
+                await resp.write(b"data: %d\n\n" % i)
+            await resp.write_eof()
+            return resp
+        if req.path == "/die":
+            assert req.transport is not None
+            req.transport.abort()
+        return web.json_response(
+            {"body": body.decode(), "auth": req.headers.get("authorization"), "path": req.path_qs}
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def test_client_keeps_alive_streams_and_passes_bytes() -> None:
+    asyncio.run(_keeps_alive())
+
+
+async def _keeps_alive() -> None:
+    async with echo_server() as upstream:
+        await _keeps_alive_on(upstream)
+
+
+async def _keeps_alive_on(upstream: str) -> None:
+    c = UpstreamClient(upstream)
+    for i in range(3):
+        r = await c.request(b"POST", b"/x?a=1", [(b"authorization", b"Bearer k")], b"%d" % i)
+        assert r.status == 200
+        assert orjson.loads(await r.read()) == {
+            "body": str(i),
+            "auth": "Bearer k",
+            "path": "/x?a=1",
+        }
+        r.release()
+    assert len(c._idle) == 1  # one connection, reused
+    r = await c.request(b"POST", b"/stream", [], b"")
+    parts = [p async for p in r.chunks()]
+    assert b"".join(parts) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    r.release()
+    r = await c.request(b"POST", b"/gzip", [], b"zipped")
+    assert gzip.decompress(await r.read()) == b"zipped"  # passed through still encoded
+    r.release()
+    c.close()
+
+
+def test_client_errors_say_whether_a_retry_is_safe() -> None:
+    asyncio.run(_errors())
+
+
+async def _errors() -> None:
+    async with echo_server() as upstream:
+        await _errors_on(upstream)
+
+
+async def _errors_on(upstream: str) -> None:
+    c = UpstreamClient(upstream, first_byte_timeout_s=0.2)
+    with pytest.raises(UpstreamTimeout) as t:
+        await c.request(b"POST", b"/slow", [], b"")
+    assert t.value.before_first_byte
+    with pytest.raises(UpstreamError) as e:
+        await c.request(b"POST", b"/die", [], b"")
+    assert e.value.before_first_byte
+    dead = UpstreamClient("http://127.0.0.1:9", connect_timeout_s=1)
+    with pytest.raises(UpstreamError, match="cannot connect"):
+        await dead.request(b"POST", b"/", [], b"")
+    c.close()
