@@ -1,6 +1,6 @@
 """Cheap quality checks on every answer, each recorded as a ScoreEvent (`source:
-gateway`) so a `quality` SLO can hold them: `json_valid` (only when the request asked
-for JSON via `response_format`), `non_empty`, `not_truncated` (finish reason is not
+check`) so a `quality` SLO can hold them: `json_valid` (only when the request asked for
+JSON via `response_format`), `non_empty`, `not_truncated` (finish reason is not
 `length`) and `no_refusal` (none of the configured refusal phrases, case-insensitive).
 """
 

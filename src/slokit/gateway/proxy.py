@@ -627,7 +627,7 @@ class Gateway:
                         "name": name,
                         "value": 1.0 if passed else 0.0,
                         "passed": passed,
-                        "source": "gateway",
+                        "source": "check",
                         "comment": None,
                     },
                 )
