@@ -26,5 +26,9 @@ def test_all_exports_exist_and_are_public() -> None:
         "server",
         "demo",
         "alerting",
+        "gateway",
+        "cli_gateway",
+        "fakellm",
+        "cli_fakellm",
     }
     assert public == set(slokit.__all__) - {"__version__"}

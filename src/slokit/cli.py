@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
 
-from slokit import cli_alerting, cli_cost, cli_gateway, cli_sla
+from slokit import cli_alerting, cli_cost, cli_fakellm, cli_gateway, cli_sla
 from slokit.cli_common import (
     PROGRESS_MIN_BYTES,
     DbOpt,
@@ -358,6 +358,7 @@ cli_alerting.register(app)
 cli_sla.register(app)
 cli_cost.register(app)
 cli_gateway.register(app)
+cli_fakellm.register(app)
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from slokit.core.admission import DEFAULT_TIERS
+from slokit.core.admission import TierPolicy as Tier
 from slokit.errors import SpecError
 from slokit.spec import v1
 from slokit.spec.load import Path_, _dotted, _error, _line_of, parse_yaml, validate_as
@@ -184,23 +186,6 @@ class Upstream:
 
 
 @dataclass(frozen=True)
-class Tier:
-    name: str
-    priority: int
-    reserved_share: float = 0.0
-    max_queue_wait_ms: float = 1000.0
-    deadline_ms: float = 2000.0
-
-
-DEFAULT_TIERS = (
-    Tier("platinum", 3, 0.2, 250.0, 500.0),
-    Tier("gold", 2, 0.0, 1000.0, 2000.0),
-    Tier("silver", 1, 0.0, 2000.0, 4000.0),
-    Tier("bronze", 0, 0.0, 4000.0, 8000.0),
-)
-
-
-@dataclass(frozen=True)
 class Identity:
     tenant: str
     tier: str
@@ -265,7 +250,16 @@ def _check(raw: GatewayV1, lines: dict[Path_, int]) -> list[tuple[int | None, st
     def problem(where: Path_, message: str) -> None:
         out.append((_line_of(where, lines), _dotted(where), message))
 
-    tiers = raw.tiers or [TierV1(**t.__dict__) for t in DEFAULT_TIERS]
+    tiers = raw.tiers or [
+        TierV1(
+            name=t.name,
+            priority=t.priority,
+            reserved_share=t.reserved_share,
+            max_queue_wait_ms=t.max_queue_wait_ms,
+            deadline_ms=t.deadline_ms,
+        )
+        for t in DEFAULT_TIERS
+    ]
     names = [t.name for t in tiers]
     for i, t in enumerate(tiers):
         if names.count(t.name) > 1:

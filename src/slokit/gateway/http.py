@@ -98,15 +98,17 @@ class Connection(asyncio.Protocol):
         "_wall",
         "closed",
         "handler",
+        "live",
         "max_body",
         "parser",
         "task",
         "transport",
     )
 
-    def __init__(self, handler: Handler, max_body: int) -> None:
+    def __init__(self, handler: Handler, max_body: int, live: set[Connection]) -> None:
         self.handler = handler
         self.max_body = max_body
+        self.live = live  # the server's open connections, for a clean shutdown
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self.closed = False
@@ -123,6 +125,7 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self.live.add(self)
         self._loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
 
@@ -136,6 +139,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.live.discard(self)
         self._pending.clear()
         if self.task is not None and not self.task.done():
             self.task.cancel()  # the client went away: stop the upstream request too
@@ -201,6 +205,10 @@ class Connection(asyncio.Protocol):
             return
         if self._pending and not self.closed:
             self._start(self._pending.popleft())
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:

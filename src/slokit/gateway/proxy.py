@@ -75,12 +75,14 @@ class _Direct:
         pass
 
 
-class Outcome(Exception):
-    """How a request ended before or instead of a normal answer."""
+class _Flight:
+    """The permit a request holds (a retry swaps it) and when its answer's head came."""
 
-    def __init__(self, outcome: str, status: int, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.outcome, self.status, self.message, self.code = outcome, status, message, code
+    __slots__ = ("head_s", "permit")
+
+    def __init__(self, permit: Any) -> None:
+        self.permit = permit
+        self.head_s: float | None = None  # request sent -> response head: the limiter's RTT
 
 
 class Gateway:
@@ -111,6 +113,7 @@ class Gateway:
         }
         self.session: aiohttp.ClientSession | None = None
         self.server: asyncio.Server | None = None
+        self.connections: set[Connection] = set()
         self._rr = itertools.count()
         self._ids: dict[bytes, Identity | None] = {}
         self._tiers = {t.name: t for t in config.tiers}
@@ -138,14 +141,14 @@ class Gateway:
         await self.pool.probe_all(self.session)
         self.pool.start(self.session)
         self.sink.start()
-        max_body = self.config.max_body
+        max_body, live = self.config.max_body, self.connections
         if sock is not None:
             self.server = await loop.create_server(
-                lambda: Connection(self.handle, max_body), sock=sock, backlog=4096
+                lambda: Connection(self.handle, max_body, live), sock=sock, backlog=4096
             )
         else:
             self.server = await loop.create_server(
-                lambda: Connection(self.handle, max_body),
+                lambda: Connection(self.handle, max_body, live),
                 self.config.host,
                 self.config.port,
                 reuse_port=reuse_port or None,
@@ -157,17 +160,25 @@ class Gateway:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop accepting, let requests in flight finish (up to `grace_s`), close every
+        connection, deliver the buffered events."""
         if self.server is not None:
             self.server.close()
+        end = time.monotonic() + grace_s
+        while any(c.busy for c in self.connections) and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.abort() if conn.busy else conn.close()
+        if self.server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
         await self.pool.stop()
         await self.sink.close()
         if self.session is not None:
             await self.session.close()
-        for c in self.clients.values():
-            c.close()
+        for client in self.clients.values():
+            client.close()
 
     def snapshot(self) -> dict[str, Any]:
         s: dict[str, Any] = self.admission.snapshot() if self.admission is not None else {}
@@ -176,7 +187,7 @@ class Gateway:
             ups.setdefault(name, {})["healthy"] = ok
         s["dropped"] = dict(self.sink.dropped)
         s["delivered"] = dict(self.sink.delivered)
-        s["protected"] = dict(self.protected)
+        s.setdefault("protected", dict(self.protected))
         if self.ratelimiter is not None:
             s["rate_limited"] = dict(self._limited)
         return s
@@ -422,12 +433,13 @@ class Gateway:
         keep_text = self.config.quality.enabled and route != "embedding"
         ok = False
         t_up = time.perf_counter()
+        flight = _Flight(permit)
         try:
             ok = await self._forward(
                 conn,
                 req,
                 rec,
-                permit,
+                flight,
                 payload,
                 stream,
                 hide_usage,
@@ -438,14 +450,15 @@ class Gateway:
                 who,
             )
         finally:
-            permit.release(time.perf_counter() - t_up, ok)
+            rtt = flight.head_s if flight.head_s is not None else time.perf_counter() - t_up
+            flight.permit.release(rtt, ok)
 
     async def _forward(
         self,
         conn: Connection,
         req: Request,
         rec: dict[str, Any],
-        permit: Any,
+        flight: _Flight,
         payload: bytes,
         stream: bool,
         hide_usage: bool,
@@ -466,26 +479,29 @@ class Gateway:
         started = complete = False
         try:
             while True:
-                upstream = permit.upstream
+                upstream = flight.permit.upstream
+                t_send = time.perf_counter()
                 try:
                     resp = await self.clients[upstream].request(
                         b"POST", target, self._upstream_headers(headers, upstream), payload
                     )
                 except UpstreamError as exc:
                     other = (
-                        self._other_upstream(permit, upstream, attempts)
+                        self._other_upstream(flight.permit, upstream, attempts)
                         if exc.before_first_byte
                         else None
                     )
                     if other is None:
                         raise
-                    permit, attempts = other, attempts + 1
+                    flight.permit, attempts = other, attempts + 1
                     continue
+                flight.head_s = time.perf_counter() - t_send
                 if resp.status in _RETRYABLE_STATUS:
-                    other = self._other_upstream(permit, upstream, attempts)
+                    other = self._other_upstream(flight.permit, upstream, attempts)
                     if other is not None:
                         resp.close()
-                        permit, attempts = other, attempts + 1
+                        flight.permit, attempts = other, attempts + 1
+                        flight.head_s = None
                         continue
                 break
             rec["attributes"]["upstream"] = upstream

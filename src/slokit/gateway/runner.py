@@ -43,25 +43,15 @@ def build(config: GatewayConfig, deliver: Deliver) -> Gateway:
 
 
 def make_admission(config: GatewayConfig) -> Any:
-    from slokit.gateway.admission import Admission, LimiterConfig, TierPolicy
+    from slokit.gateway.admission import Admission, LimiterConfig
 
     a = config.admission
-    tiers = [
-        TierPolicy(
-            name=t.name,
-            priority=t.priority,
-            reserved_share=t.reserved_share,
-            max_queue_wait_ms=t.max_queue_wait_ms,
-            deadline_ms=t.deadline_ms,
-        )
-        for t in config.tiers
-    ]
     limiter = LimiterConfig(
         initial_limit=a.initial_limit, min_limit=a.min_limit, max_limit=a.max_limit
     )
     yields = {p.tier: p.yield_share for p in config.protection}
     return Admission(
-        tiers,
+        config.tiers,
         [u.name for u in config.upstreams],
         limiter,
         max_queue=a.max_queue,

@@ -61,9 +61,9 @@ class UpstreamPool:
         await asyncio.gather(*(self._probe(session, u) for u in self.upstreams))
 
     async def _run(self, session: aiohttp.ClientSession) -> None:
-        while True:
-            await self.probe_all(session)
+        while True:  # the first probe ran at start
             await asyncio.sleep(self.check.interval_s)
+            await self.probe_all(session)
 
     async def _probe(self, session: aiohttp.ClientSession, u: Upstream) -> None:
         headers = {"authorization": f"Bearer {u.api_key}"} if u.api_key else {}

@@ -1,0 +1,328 @@
+"""Admission policy: which request gets the next slot of an upstream, and which is shed
+to keep each tier's queue wait within its objective. Pure: no I/O, no clock; times are
+passed in (seconds) and the caller owns the futures or whatever a waiter carries.
+
+Tiers are ordered by `priority` (higher first); within a priority, first come first
+served. A request either takes a slot at once, waits in the queue, or is shed:
+
+- `predicted_wait` (on arrival): its predicted wait exceeds `max_queue_wait_ms`. The
+  prediction counts the completions it needs: one per waiter it cannot overtake
+  (equal or higher priority), one for itself, and one per slot the upstream is over
+  its limit (`-headroom`, after the limit shrank), over the completion rate the tier
+  can reach: `(ahead + 1 - headroom) / rate`, with
+  `rate = reachable_share * sum(max(limit, in_flight) / short_rtt)` over its upstreams
+  (Little's law: a slot turns over once per round trip). No rate known yet: no
+  prediction, no shedding.
+- `queue_full` (on arrival): `max_queue` requests already wait and none of them is of
+  a lower priority than the arrival.
+- `evicted` (a waiter): the queue was full and a higher-priority request arrived; the
+  newest waiter of the lowest queued priority leaves to make room.
+- `deadline` (a waiter): it has waited `deadline_ms` (a CoDel-style sojourn limit:
+  a request that waited this long would miss its objective anyway).
+
+Slots, per upstream with limit `L`, per-tier in-flight counts `n`:
+
+- Reserved share. A tier `h` with `reserved_share` keeps `floor(share_h * L)` slots
+  against every tier of LOWER priority: such a tier may take a slot only if afterwards
+  the free slots still cover the unused reservations of the tiers above it,
+  `in_flight + 1 + sum(max(0, floor(share_h * L) - n_h)) <= L`. Tiers of higher or
+  equal priority may use the reservation (priority already puts them first); a tier's
+  own reservation is not a cap on it. Whole slots, rounded down: a share never
+  withholds more than itself, and a small limit (0.2 * 4) reserves nothing.
+- Protection. While tier `p` is protected (its error budget burns too fast, decided
+  elsewhere), the tiers of lower priority than `p` together hold at most
+  `floor(yield_share * L)` slots: one of them may take a slot only if the in-flight
+  count of that whole group stays within it. Several protected tiers: each caps the
+  tiers below it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, TypeVar
+
+PREDICTED_WAIT = "predicted_wait"
+QUEUE_FULL = "queue_full"
+EVICTED = "evicted"
+DEADLINE = "deadline"
+REASONS = (PREDICTED_WAIT, DEADLINE, QUEUE_FULL, EVICTED)
+
+_EPS = 1e-9  # float slack before rounding down (0.29 * 100 is 28.999999999999996)
+
+
+@dataclass(frozen=True, slots=True)
+class TierPolicy:
+    name: str
+    priority: int
+    reserved_share: float = 0.0
+    max_queue_wait_ms: float = 1000.0  # the queue-wait (TTFT) objective: predicted above, shed
+    deadline_ms: float = 2000.0  # waited this long: shed
+
+    def __post_init__(self) -> None:
+        where = f"tier {self.name!r}"
+        if not 0 <= self.reserved_share < 1:
+            raise ValueError(
+                f"{where}: reserved_share must be in [0, 1), got {self.reserved_share}"
+            )
+        if self.max_queue_wait_ms <= 0 or self.deadline_ms <= 0:
+            raise ValueError(f"{where}: max_queue_wait_ms and deadline_ms must be > 0")
+
+
+# Platinum is protected hard: a fifth of every upstream is kept for it and it waits at
+# most half a second; bronze may wait seconds and is shed first.
+DEFAULT_TIERS = (
+    TierPolicy("platinum", 3, 0.2, 250.0, 500.0),
+    TierPolicy("gold", 2, 0.0, 1000.0, 2000.0),
+    TierPolicy("silver", 1, 0.0, 2000.0, 4000.0),
+    TierPolicy("bronze", 0, 0.0, 4000.0, 8000.0),
+)
+
+
+class Arrival(NamedTuple):
+    """What to do with a request that found no free slot: shed it (`shed` is the
+    reason), or queue it after evicting the newest waiter of tier index `evict`."""
+
+    shed: str | None
+    evict: int | None
+    predicted_wait_s: float
+
+
+class AdmissionPolicy:
+    """The tiers (as indices, highest priority first), the protection state and the
+    decisions. Tier index `i` is the position in `tiers`."""
+
+    def __init__(self, tiers: Sequence[TierPolicy], yield_share: float = 0.5) -> None:
+        if not tiers:
+            raise ValueError("admission: at least one tier is needed")
+        names = [t.name for t in tiers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"admission: duplicate tier names: {', '.join(dup)}")
+        if sum(t.reserved_share for t in tiers) >= 1:
+            raise ValueError("admission: reserved shares add up to 100% or more")
+        if not 0 < yield_share <= 1:
+            raise ValueError(f"admission: yield_share must be in (0, 1], got {yield_share}")
+        self.tiers: tuple[TierPolicy, ...] = tuple(sorted(tiers, key=lambda t: -t.priority))
+        self.index = {t.name: i for i, t in enumerate(self.tiers)}
+        self.yield_share = yield_share
+        self.protected: set[int] = set()
+        prio = [t.priority for t in self.tiers]
+        # tiers of higher priority that hold a reservation, per tier
+        self.reserving_above: list[tuple[tuple[int, float], ...]] = [
+            tuple(
+                (h, t.reserved_share)
+                for h, t in enumerate(self.tiers)
+                if t.reserved_share > 0 and prio[h] > prio[i]
+            )
+            for i in range(len(self.tiers))
+        ]
+        # one past the last tier of equal-or-higher priority: the waiters ahead of tier i
+        self.level_end = [sum(1 for p in prio if p >= prio[i]) for i in range(len(prio))]
+        self.cap_start: list[int | None] = [None] * len(self.tiers)
+        self._reach: list[float] = []
+        self._recompute()
+
+    def protect(self, tier: str, on: bool) -> bool:
+        """Protect or release `tier`; True when that changed anything."""
+        i = self._tier(tier)
+        if (i in self.protected) == on:
+            return False
+        if on:
+            self.protected.add(i)
+        else:
+            self.protected.discard(i)
+        self._recompute()
+        return True
+
+    def _tier(self, name: str) -> int:
+        i = self.index.get(name)
+        if i is None:
+            raise ValueError(f"unknown tier {name!r} (known tiers: {', '.join(self.index)})")
+        return i
+
+    def _recompute(self) -> None:
+        prio = [t.priority for t in self.tiers]
+        for i in range(len(self.tiers)):
+            above = [p for p in self.protected if prio[p] > prio[i]]
+            if above:
+                # the highest protected tier above caps the largest group: the tiers
+                # below it, a suffix of the priority order, which includes tier i
+                top = max(prio[p] for p in above)
+                self.cap_start[i] = next(k for k, p in enumerate(prio) if p < top)
+            else:
+                self.cap_start[i] = None
+        self._reach = [
+            min(
+                1.0 - sum(s for _, s in self.reserving_above[i]),
+                self.yield_share if self.cap_start[i] is not None else 1.0,
+            )
+            for i in range(len(self.tiers))
+        ]
+
+    def headroom(self, tier: int, limit: int, in_flight: int, by_tier: Sequence[int]) -> int:
+        """Slots tier `tier` may still take on an upstream with this limit and these
+        in-flight counts (by tier index); it may take one when this is >= 1."""
+        free = limit - in_flight
+        for h, share in self.reserving_above[tier]:
+            unused = int(share * limit + _EPS) - by_tier[h]
+            if unused > 0:
+                free -= unused
+        start = self.cap_start[tier]
+        if start is not None:
+            capped = int(self.yield_share * limit + _EPS) - sum(by_tier[start:])
+            if capped < free:
+                free = capped
+        return free
+
+    def reachable_share(self, tier: int) -> float:
+        """The share of a limit the tier can hold when every reservation above it is in
+        use and every protection cap binds: the basis of its service rate."""
+        return self._reach[tier]
+
+    def predicted_wait_s(
+        self, tier: int, queued: Sequence[int], rate_per_s: float, headroom: int = 0
+    ) -> float:
+        """The wait a new request of `tier` can expect behind the waiters it cannot
+        overtake, when its best upstream has `headroom` (<= 0) slots for it; 0 when no
+        rate is known."""
+        if rate_per_s <= 0:
+            return 0.0
+        ahead = sum(queued[: self.level_end[tier]])
+        over = -headroom if headroom < 0 else 0
+        return (ahead + 1 + over) / (rate_per_s * self._reach[tier])
+
+    def arrival(
+        self,
+        tier: int,
+        queued: Sequence[int],
+        max_queue: int,
+        rate_per_s: float,
+        headroom: int = 0,
+    ) -> Arrival:
+        """The verdict on a request that found no slot, given the queue lengths by tier
+        index, the queue bound, the completion rate of its upstreams (requests/s) and
+        the headroom of the best of them."""
+        wait = self.predicted_wait_s(tier, queued, rate_per_s, headroom)
+        if wait * 1000.0 > self.tiers[tier].max_queue_wait_ms:
+            return Arrival(PREDICTED_WAIT, None, wait)
+        if sum(queued) < max_queue:
+            return Arrival(None, None, wait)
+        prio = self.tiers[tier].priority
+        for victim in range(len(self.tiers) - 1, -1, -1):  # lowest priority first
+            if self.tiers[victim].priority >= prio:
+                break
+            if queued[victim] > 0:
+                return Arrival(None, victim, wait)
+        return Arrival(QUEUE_FULL, None, wait)
+
+
+T = TypeVar("T")
+
+
+class Waiter(Generic[T]):
+    """One queued request: its tier index, the key of the upstreams it may use, when it
+    arrived and when its deadline passes, and the caller's `item`."""
+
+    __slots__ = ("deadline", "item", "key", "queued", "seq", "since", "tier")
+
+    def __init__(
+        self, seq: int, tier: int, key: Hashable, item: T, since: float, deadline: float
+    ) -> None:
+        self.seq = seq
+        self.tier = tier
+        self.key = key
+        self.item = item
+        self.since = since
+        self.deadline = deadline
+        self.queued = True
+
+
+class WaitQueue(Generic[T]):
+    """Waiters by tier index, FIFO per tier and upstream key. Removal from the middle
+    (a cancelled client) is O(1): the waiter is marked and skipped later."""
+
+    def __init__(self, policy: AdmissionPolicy) -> None:
+        self.policy = policy
+        n = len(policy.tiers)
+        self.counts = [0] * n
+        self.total = 0
+        self._q: list[dict[Hashable, deque[Waiter[T]]]] = [{} for _ in range(n)]
+        self._seq = 0
+        levels: list[list[int]] = []
+        for i, t in enumerate(policy.tiers):
+            if levels and policy.tiers[levels[-1][0]].priority == t.priority:
+                levels[-1].append(i)
+            else:
+                levels.append([i])
+        self._levels = [tuple(level) for level in levels]
+
+    def push(self, tier: int, key: Hashable, item: T, now: float) -> Waiter[T]:
+        self._seq += 1
+        deadline = now + self.policy.tiers[tier].deadline_ms / 1000.0
+        w = Waiter(self._seq, tier, key, item, now, deadline)
+        q = self._q[tier].get(key)
+        if q is None:
+            q = self._q[tier][key] = deque()
+        q.append(w)
+        self.counts[tier] += 1
+        self.total += 1
+        return w
+
+    def remove(self, w: Waiter[T]) -> bool:
+        """Take `w` out; False when it had already left."""
+        if not w.queued:
+            return False
+        w.queued = False
+        self.counts[w.tier] -= 1
+        self.total -= 1
+        return True
+
+    def newest(self, tier: int) -> Waiter[T] | None:
+        """The waiter of `tier` that arrived last (the one to evict)."""
+        best: Waiter[T] | None = None
+        for q in self._q[tier].values():
+            while q and not q[-1].queued:
+                q.pop()
+            if q and (best is None or q[-1].seq > best.seq):
+                best = q[-1]
+        return best
+
+    def _heads(self, tier: int) -> Iterator[Waiter[T]]:
+        for q in self._q[tier].values():
+            while q and not q[0].queued:
+                q.popleft()
+            if q:
+                yield q[0]
+
+    def next_for(self, eligible: Callable[[int, Hashable], bool]) -> Waiter[T] | None:
+        """The waiter to admit next among those `eligible(tier, key)` accepts: highest
+        priority first, then first come. Every waiter behind a head shares its tier and
+        key, so only heads are asked."""
+        if not self.total:
+            return None
+        for level in self._levels:
+            best: Waiter[T] | None = None
+            for tier in level:
+                if not self.counts[tier]:
+                    continue
+                for w in self._heads(tier):
+                    if (best is None or w.seq < best.seq) and eligible(tier, w.key):
+                        best = w
+            if best is not None:
+                return best
+        return None
+
+    def expired(self, now: float) -> list[Waiter[T]]:
+        """The waiters whose deadline has passed, taken out of the queue."""
+        out: list[Waiter[T]] = []
+        for tier in range(len(self._q)):
+            if not self.counts[tier]:
+                continue
+            for q in self._q[tier].values():
+                while q and (not q[0].queued or q[0].deadline <= now):
+                    w = q.popleft()
+                    if self.remove(w):
+                        out.append(w)
+        return out

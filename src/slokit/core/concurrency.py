@@ -1,0 +1,185 @@
+"""An adaptive concurrency limit: how many requests to keep in flight toward one
+upstream, learned from the latency it answers with. A pure state machine: the caller
+feeds one sample per completed request, with the time (`now`) passed in.
+
+The rule is the gradient of Netflix concurrency-limits' `Gradient2Limit`
+(github.com/Netflix/concurrency-limits, `limit/Gradient2Limit.java`), with the
+`sqrt(limit)` headroom Envoy's adaptive concurrency filter adds (envoyproxy docs,
+"Adaptive Concurrency", `new_limit = gradient * limit + headroom`). Per update:
+
+    short    = EWMA of the RTT over the last `short_window` samples  (what happens now)
+    long     = EWMA of the RTT with time constant `long_window_s`   (the no-queue baseline)
+    gradient = clamp(tolerance * long / short, min_gradient, 1.0)
+    target   = limit * gradient + queue_size        (queue_size: sqrt(limit) by default)
+    limit    = clamp((1 - smoothing) * limit + smoothing * target, min_limit, max_limit)
+
+While `short` stays within `tolerance` of `long` the gradient is 1 and the limit grows
+by `smoothing * queue_size` an update; once queueing raises `short` the gradient falls
+below 1 and the limit shrinks, the target by at most half (`min_gradient`) so that one
+slow outlier cannot collapse it. As in Gradient2: the limit holds still while the caller is
+app-limited (fewer than half the limit in flight: the sample says nothing about more
+load), and `long` decays 5% a sample while it is more than twice `short`, so the
+baseline recovers quickly once an overload is over.
+
+Three departures, because an LLM upstream answers in seconds, not milliseconds:
+
+- The limit moves once per round trip (at most every `short` seconds, or every
+  `update_interval_s` when set), as Envoy's filter moves once per sampling window;
+  every sample still feeds the averages. A new limit shows in the latency only a round
+  trip later, and moving on every sample then overshoots: in a simulation of 16
+  one-second servers the per-sample rule swung between 7 and 52.
+- `long` weighs samples by time (`1 - exp(-dt / long_window_s)`), so its memory does
+  not shrink to a fraction of a second at thousands of requests per second.
+- After `idle_reset_s` without samples the averages start afresh (the upstream may
+  have been redeployed).
+
+Like Gradient2, a sustained overload lets `long` creep up over about `long_window_s`;
+the admission deadlines bound the gateway's own queue meanwhile. The equilibrium
+keeps some queue at the upstream on purpose (that is how queueing is seen): where
+`gradient = 1 - queue_size / limit`, i.e. `short = tolerance * long / (1 - 1/sqrt(limit))`.
+
+A dropped sample (an error, a timeout) never grows the limit; its RTT counts only when
+it is at least `long` (a timeout shows queueing, a fast failure shows nothing), and the
+limit is multiplied by `drop_decrease` (1.0, off, by default: an error may be the
+client's fault).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterConfig:
+    initial_limit: int = 20
+    min_limit: int = 4
+    max_limit: int = 1000
+    smoothing: float = 0.2  # Gradient2's default
+    tolerance: float = 1.5  # short may reach 1.5x long before the limit shrinks (Gradient2)
+    min_gradient: float = 0.5  # one update shrinks the target by at most half (Gradient2)
+    short_window: int = 10  # samples
+    long_window_s: float = 300.0
+    warmup: int = 10  # samples averaged plainly before `long` becomes an EWMA
+    queue_size: float | None = None  # allowance above the no-queue limit; None: sqrt(limit)
+    drop_decrease: float = 1.0  # limit factor on a dropped sample; 1.0 ignores drops
+    idle_reset_s: float = 300.0
+    update_interval_s: float | None = None  # between limit changes; None: one short RTT
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_limit <= self.initial_limit <= self.max_limit:
+            raise ValueError(
+                "limiter: need 1 <= min_limit <= initial_limit <= max_limit, got "
+                f"{self.min_limit}, {self.initial_limit}, {self.max_limit}"
+            )
+        if not 0 < self.smoothing <= 1:
+            raise ValueError(f"limiter: smoothing must be in (0, 1], got {self.smoothing}")
+        if self.tolerance < 1:
+            raise ValueError(f"limiter: tolerance must be >= 1, got {self.tolerance}")
+        if not 0 < self.min_gradient <= 1:
+            raise ValueError(f"limiter: min_gradient must be in (0, 1], got {self.min_gradient}")
+        if self.short_window < 1 or self.warmup < 1:
+            raise ValueError("limiter: short_window and warmup must be >= 1 sample")
+        if self.long_window_s <= 0 or self.idle_reset_s <= 0:
+            raise ValueError("limiter: long_window_s and idle_reset_s must be > 0 seconds")
+        if self.update_interval_s is not None and self.update_interval_s < 0:
+            raise ValueError(
+                f"limiter: update_interval_s must be >= 0, got {self.update_interval_s}"
+            )
+        if self.queue_size is not None and self.queue_size < 0:
+            raise ValueError(f"limiter: queue_size must be >= 0, got {self.queue_size}")
+        if not 0 < self.drop_decrease <= 1:
+            raise ValueError(f"limiter: drop_decrease must be in (0, 1], got {self.drop_decrease}")
+
+
+class GradientLimiter:
+    """The concurrency limit of one upstream. `limit` is what admission compares the
+    in-flight count with; `short_rtt_s` and `long_rtt_s` are the two averages (0 before
+    the first sample)."""
+
+    __slots__ = (
+        "_alpha_short",
+        "_estimate",
+        "_last",
+        "_long",
+        "_n",
+        "_next_update",
+        "_short",
+        "config",
+    )
+
+    def __init__(self, config: LimiterConfig | None = None) -> None:
+        self.config = config if config is not None else LimiterConfig()
+        self._estimate = float(self.config.initial_limit)
+        self._alpha_short = 2.0 / (self.config.short_window + 1)
+        self._short = 0.0
+        self._long = 0.0
+        self._n = 0
+        self._last = 0.0
+        self._next_update = -math.inf
+
+    @property
+    def limit(self) -> int:
+        return int(self._estimate)
+
+    @property
+    def estimate(self) -> float:
+        return self._estimate
+
+    @property
+    def short_rtt_s(self) -> float:
+        return self._short
+
+    @property
+    def long_rtt_s(self) -> float:
+        return self._long
+
+    def on_sample(self, rtt_s: float, in_flight: int, now: float, dropped: bool = False) -> int:
+        """Take one completed request: its round-trip time, the number in flight when
+        it started, and the time it completed. Returns the new limit."""
+        c = self.config
+        n = self._n
+        if n and now - self._last > c.idle_reset_s:
+            n = 0  # a stale baseline: learn it again
+            self._next_update = -math.inf
+        if rtt_s > 0.0 and not (dropped and n and rtt_s < self._long):
+            if n == 0:
+                self._short = self._long = rtt_s
+            else:
+                short = self._short + (rtt_s - self._short) * self._alpha_short
+                long = self._long
+                if n < c.warmup:
+                    long += (rtt_s - long) / (n + 1)
+                elif now > self._last:
+                    long += (rtt_s - long) * -math.expm1((self._last - now) / c.long_window_s)
+                if long > 2.0 * short:
+                    long *= 0.95  # Gradient2: let the baseline fall after an overload
+                self._short, self._long = short, long
+            n += 1
+            self._last = now
+        self._n = n
+        limit = self._estimate
+        if dropped:
+            if c.drop_decrease < 1.0:
+                limit = self._estimate = max(float(c.min_limit), limit * c.drop_decrease)
+            return int(limit)
+        if n == 0 or now < self._next_update:
+            return int(limit)  # within the round: the sample only shapes the averages
+        self._next_update = now + (
+            self._short if c.update_interval_s is None else c.update_interval_s
+        )
+        if in_flight * 2 < limit:
+            return int(limit)  # app-limited: the sample says nothing about more load
+        gradient = c.tolerance * self._long / self._short
+        if gradient > 1.0:
+            gradient = 1.0
+        elif gradient < c.min_gradient:
+            gradient = c.min_gradient
+        queue = math.sqrt(limit) if c.queue_size is None else c.queue_size
+        new = (1.0 - c.smoothing) * limit + c.smoothing * (limit * gradient + queue)
+        if new < c.min_limit:
+            new = float(c.min_limit)
+        elif new > c.max_limit:
+            new = float(c.max_limit)
+        self._estimate = new
+        return int(new)

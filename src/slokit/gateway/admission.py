@@ -1,0 +1,412 @@
+"""Admission for the gateway: one adaptive concurrency limit per upstream
+(`slokit.core.concurrency`), a priority queue in front of them and the shedding rules
+of `slokit.core.admission`, on asyncio.
+
+    permit = await admission.admit("gold", ("vllm-a", "vllm-b"))   # or raises Shed
+    try:
+        ...                                   # call permit.upstream
+    finally:
+        permit.release(rtt_s, ok)             # frees the slot, teaches the limiter
+
+A request takes a slot at once, without suspending, when one of its upstreams has
+headroom for its tier: the healthy one with the most. Otherwise it waits on a future,
+highest priority first and first come within a tier, until a release hands it a slot,
+its deadline passes (a timer per waiter, so no completion is needed), a higher tier
+evicts it from a full queue, or its client goes away (cancellation takes it out of the
+queue, and a slot handed over at that very moment is given back).
+
+Invariant: after every change that can free a slot (a release, a limit change, an
+upstream back up, a protection lifted) the queue is served, so no waiter could take a
+free slot. Hence an arrival may always try for a slot first without overtaking anyone
+it should not, and `try_other` never has to queue.
+
+Health: a request's upstreams that are marked down are skipped, unless all of them
+are down; then they are all tried (the health check may be stale; the proxy answers
+the error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+from slokit.core.admission import (
+    DEADLINE,
+    DEFAULT_TIERS,
+    EVICTED,
+    PREDICTED_WAIT,
+    QUEUE_FULL,
+    REASONS,
+    AdmissionPolicy,
+    TierPolicy,
+    Waiter,
+    WaitQueue,
+)
+from slokit.core.concurrency import GradientLimiter, LimiterConfig
+from slokit.errors import SlokitError
+
+__all__ = [
+    "DEADLINE",
+    "DEFAULT_TIERS",
+    "EVICTED",
+    "PREDICTED_WAIT",
+    "QUEUE_FULL",
+    "Admission",
+    "LimiterConfig",
+    "Permit",
+    "Shed",
+    "TierPolicy",
+]
+
+_UNKNOWN_RETRY_S = 1.0  # Retry-After when no service rate is known yet
+
+
+class Shed(SlokitError):
+    """A request refused to protect the objectives; answer 503 with `Retry-After`.
+    `reason` is one of "predicted_wait", "deadline", "queue_full", "evicted"."""
+
+    def __init__(self, reason: str, retry_after_s: float, tier: str = "") -> None:
+        super().__init__(f"tier {tier}: shed ({reason}); retry after {retry_after_s:.1f} s")
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+        self.tier = tier
+
+
+class _Upstream:
+    __slots__ = ("by_tier", "in_flight", "limit", "limiter", "name", "up")
+
+    def __init__(self, name: str, config: LimiterConfig, tiers: int) -> None:
+        self.name = name
+        self.limiter = GradientLimiter(config)
+        self.limit = self.limiter.limit
+        self.in_flight = 0
+        self.by_tier = [0] * tiers
+        self.up = True
+
+
+class Permit:
+    """A slot on `upstream`, held until `release`. `queue_ms` is the time it waited."""
+
+    __slots__ = ("_adm", "_done", "_key", "_started", "_t", "_u", "queue_ms", "tier", "upstream")
+
+    def __init__(
+        self, adm: Admission, u: _Upstream, t: int, key: tuple[str, ...], queue_ms: float
+    ) -> None:
+        self._adm = adm
+        self._u = u
+        self._t = t
+        self._key = key
+        self._started = u.in_flight  # in flight when it started, this one included
+        self._done = False
+        self.upstream = u.name
+        self.tier = adm._names[t]
+        self.queue_ms = queue_ms
+
+    def release(self, rtt_s: float, ok: bool) -> None:
+        """Free the slot. `rtt_s` > 0 teaches the upstream's limiter (0: the request
+        never ran, no sample); `ok=False` counts as a drop. Later calls do nothing."""
+        if self._done:
+            return
+        self._done = True
+        self._adm._release(self._u, self._t, rtt_s, ok, self._started)
+
+    def __repr__(self) -> str:
+        state = "released" if self._done else "held"
+        return f"<Permit {self.tier} -> {self.upstream}, queued {self.queue_ms:.1f} ms, {state}>"
+
+
+class _Pending:
+    __slots__ = ("fut", "timer")
+
+    def __init__(self, fut: asyncio.Future[Permit | Shed]) -> None:
+        self.fut = fut
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Admission:
+    def __init__(
+        self,
+        tiers: Sequence[TierPolicy] = DEFAULT_TIERS,
+        upstreams: Sequence[str] = ("default",),
+        limiter: LimiterConfig | None = None,
+        max_queue: int = 1024,
+        *,
+        yield_share: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not upstreams:
+            raise ValueError("admission: at least one upstream is needed")
+        if max_queue < 0:
+            raise ValueError(f"admission: max_queue must be >= 0, got {max_queue}")
+        self.policy = AdmissionPolicy(tiers, yield_share)
+        self.max_queue = max_queue
+        self.clock = clock
+        config = limiter if limiter is not None else LimiterConfig()
+        n = len(self.policy.tiers)
+        self._ups = {name: _Upstream(name, config, n) for name in upstreams}
+        self._all = tuple(self._ups)
+        self._sets: dict[Hashable, tuple[_Upstream, ...]] = {}
+        self._queue: WaitQueue[_Pending] = WaitQueue(self.policy)
+        self._index = self.policy.index
+        self._names = [t.name for t in self.policy.tiers]
+        self._admitted = [0] * n
+        self._shed = {(t.name, r): 0 for t in self.policy.tiers for r in REASONS}
+
+    # -- the hot path ------------------------------------------------------------------
+
+    async def admit(self, tier: str, upstreams: Sequence[str] | None = None) -> Permit:
+        """A permit for one request of `tier` on one of `upstreams` (default: all), at
+        once when there is headroom, else after waiting. Raises Shed."""
+        t = self._index.get(tier)
+        if t is None:
+            raise ValueError(f"unknown tier {tier!r} (known tiers: {', '.join(self._index)})")
+        if upstreams is None:
+            key = self._all
+        elif type(upstreams) is tuple:
+            key = upstreams
+        else:
+            key = tuple(upstreams)
+        ups = self._sets.get(key)
+        if ups is None:
+            ups = self._resolve(key)
+        u = self._pick(t, ups)
+        if u is not None:  # the fast path: `_grant`, inlined
+            self._admitted[t] += 1
+            u.in_flight += 1
+            u.by_tier[t] += 1
+            return Permit(self, u, t, key, 0.0)
+        return await self._wait(t, key, ups)
+
+    def _grant(self, u: _Upstream, t: int, key: tuple[str, ...], queue_ms: float) -> Permit:
+        u.in_flight += 1
+        u.by_tier[t] += 1
+        return Permit(self, u, t, key, queue_ms)
+
+    def _pick(self, t: int, ups: tuple[_Upstream, ...]) -> _Upstream | None:
+        """The upstream with the most headroom for tier `t`, healthy ones only unless
+        none is healthy."""
+        pol = self.policy
+        if pol.cap_start[t] is None:
+            # `AdmissionPolicy.headroom` without a protection cap, inlined: the hot path
+            reserving = pol.reserving_above[t]
+            best: _Upstream | None = None
+            best_room = 0
+            any_up = False
+            for u in ups:
+                if u.up:
+                    any_up = True
+                    limit = u.limit
+                    room = limit - u.in_flight
+                    for h, share in reserving:
+                        unused = int(share * limit + 1e-9) - u.by_tier[h]
+                        if unused > 0:
+                            room -= unused
+                    if room > best_room:
+                        best, best_room = u, room
+            if any_up:
+                return best
+        return self._pick_slow(t, ups)
+
+    def _pick_slow(self, t: int, ups: tuple[_Upstream, ...]) -> _Upstream | None:
+        headroom = self.policy.headroom
+        live = [u for u in ups if u.up] or ups
+        best: _Upstream | None = None
+        best_room = 0
+        for u in live:
+            room = headroom(t, u.limit, u.in_flight, u.by_tier)
+            if room > best_room:
+                best, best_room = u, room
+        return best
+
+    def _release(self, u: _Upstream, t: int, rtt_s: float, ok: bool, started: int) -> None:
+        u.in_flight -= 1
+        u.by_tier[t] -= 1
+        if rtt_s > 0.0 or not ok:
+            u.limit = u.limiter.on_sample(rtt_s, started, self.clock(), not ok)
+        if self._queue.total:
+            self._dispatch(u)
+
+    def _resolve(self, key: tuple[str, ...]) -> tuple[_Upstream, ...]:
+        if not key:
+            raise ValueError("admission: a request needs at least one upstream")
+        try:
+            ups = tuple(self._ups[name] for name in key)
+        except KeyError as exc:
+            raise ValueError(
+                f"unknown upstream {exc.args[0]!r} (known upstreams: {', '.join(self._ups)})"
+            ) from None
+        if len(self._sets) < 10_000:
+            self._sets[key] = ups
+        return ups
+
+    # -- the queue ---------------------------------------------------------------------
+
+    async def _wait(self, t: int, key: tuple[str, ...], ups: tuple[_Upstream, ...]) -> Permit:
+        q = self._queue
+        name = self.policy.tiers[t].name
+        verdict = self.policy.arrival(
+            t, q.counts, self.max_queue, self._rate(ups), self._headroom(t, ups)
+        )
+        if verdict.shed is not None:
+            self._shed[(name, verdict.shed)] += 1
+            raise Shed(verdict.shed, self._retry_after(t, ups), name)
+        if verdict.evict is not None:
+            victim = q.newest(verdict.evict)
+            if victim is not None:
+                self._drop(victim, EVICTED)
+        loop = asyncio.get_running_loop()
+        pending = _Pending(loop.create_future())
+        w = q.push(t, key, pending, self.clock())
+        pending.timer = loop.call_later(self.policy.tiers[t].deadline_ms / 1000.0, self._expire, w)
+        try:
+            result = await pending.fut
+        except asyncio.CancelledError:
+            # the client went away: leave the queue, or give back a slot handed over
+            # just before the cancellation arrived
+            if q.remove(w):
+                pending.timer.cancel()
+            elif pending.fut.done() and not pending.fut.cancelled():
+                got = pending.fut.result()
+                if isinstance(got, Permit):
+                    got.release(0.0, True)
+            raise
+        if isinstance(result, Shed):
+            raise result
+        return result
+
+    def _dispatch(self, u: _Upstream) -> None:
+        """Hand free slots of `u` to the waiters that come first and may use it."""
+        q = self._queue
+        headroom = self.policy.headroom
+
+        def eligible(t: int, key: Hashable) -> bool:
+            ups = self._sets.get(key) or self._resolve(key)  # type: ignore[arg-type]
+            if u not in ups:
+                return False
+            if not u.up and any(x.up for x in ups):
+                return False
+            return headroom(t, u.limit, u.in_flight, u.by_tier) >= 1
+
+        now = -1.0
+        while q.total:
+            w = q.next_for(eligible)
+            if w is None:
+                return
+            q.remove(w)
+            pending = w.item
+            if pending.timer is not None:
+                pending.timer.cancel()
+            if pending.fut.done():
+                continue  # cancelled: its own handler finds it gone
+            if now < 0:
+                now = self.clock()
+            self._admitted[w.tier] += 1
+            key: tuple[str, ...] = w.key  # type: ignore[assignment]
+            pending.fut.set_result(self._grant(u, w.tier, key, (now - w.since) * 1000.0))
+
+    def _dispatch_all(self) -> None:
+        for u in self._ups.values():
+            if not self._queue.total:
+                return
+            self._dispatch(u)
+
+    def _drop(self, w: Waiter[_Pending], reason: str) -> None:
+        """Shed a waiter (already out of the queue or about to be)."""
+        self._queue.remove(w)
+        pending = w.item
+        if pending.timer is not None:
+            pending.timer.cancel()
+        name = self.policy.tiers[w.tier].name
+        self._shed[(name, reason)] += 1
+        if not pending.fut.done():
+            key: tuple[str, ...] = w.key  # type: ignore[assignment]
+            ups = self._sets.get(key) or self._resolve(key)
+            pending.fut.set_result(Shed(reason, self._retry_after(w.tier, ups), name))
+
+    def _expire(self, w: Waiter[_Pending]) -> None:
+        if w.queued:
+            self._drop(w, DEADLINE)
+
+    def sweep(self) -> int:
+        """Shed every waiter whose deadline has passed by `clock()`; the number shed.
+        The per-waiter timers do this on the event loop's clock; call it when the
+        clock is a fake one, or as a safety net."""
+        expired = self._queue.expired(self.clock())
+        for w in expired:
+            self._drop(w, DEADLINE)
+        return len(expired)
+
+    def _rate(self, ups: tuple[_Upstream, ...]) -> float:
+        """Requests per second the upstreams complete: max(limit, in flight) / RTT each
+        (Little's law)."""
+        rate = 0.0
+        for u in [u for u in ups if u.up] or ups:
+            rtt = u.limiter.short_rtt_s
+            if rtt > 0:
+                rate += max(u.limit, u.in_flight) / rtt
+        return rate
+
+    def _headroom(self, t: int, ups: tuple[_Upstream, ...]) -> int:
+        headroom = self.policy.headroom
+        return max(
+            headroom(t, u.limit, u.in_flight, u.by_tier) for u in [u for u in ups if u.up] or ups
+        )
+
+    def _retry_after(self, t: int, ups: tuple[_Upstream, ...]) -> float:
+        rate = self._rate(ups)
+        if rate <= 0:
+            return _UNKNOWN_RETRY_S
+        return self.policy.predicted_wait_s(t, self._queue.counts, rate, self._headroom(t, ups))
+
+    # -- control -----------------------------------------------------------------------
+
+    def try_other(self, permit: Permit, exclude: str) -> Permit | None:
+        """A slot on another of the permit's upstreams (not `exclude`, not its own) for
+        one retry before the first byte, without queueing; None when none has headroom.
+        The caller still releases the first permit."""
+        ups = self._sets.get(permit._key) or self._resolve(permit._key)
+        others = tuple(u for u in ups if u is not permit._u and u.name != exclude)
+        u = self._pick(permit._t, others) if others else None
+        if u is None:
+            return None
+        return self._grant(u, permit._t, permit._key, permit.queue_ms)
+
+    def protect(self, tier: str, on: bool) -> None:
+        """While `tier` is protected, the tiers below it together hold at most
+        `yield_share` of each upstream's limit."""
+        if self.policy.protect(tier, on) and not on:
+            self._dispatch_all()
+
+    def mark_down(self, upstream: str, down: bool) -> None:
+        u = self._ups.get(upstream)
+        if u is None:
+            raise ValueError(
+                f"unknown upstream {upstream!r} (known upstreams: {', '.join(self._ups)})"
+            )
+        if u.up == down:
+            u.up = not down
+            self._dispatch_all()
+
+    def snapshot(self) -> dict[str, Any]:
+        """State for /metrics: per upstream its limit, in-flight count, health and RTT
+        averages; queue length and admitted count by tier; shed count by (tier, reason);
+        protected tiers."""
+        tiers = self.policy.tiers
+        return {
+            "upstreams": {
+                u.name: {
+                    "limit": u.limit,
+                    "in_flight": u.in_flight,
+                    "healthy": u.up,
+                    "rtt_short_ms": u.limiter.short_rtt_s * 1000.0,
+                    "rtt_long_ms": u.limiter.long_rtt_s * 1000.0,
+                }
+                for u in self._ups.values()
+            },
+            "queued": {t.name: self._queue.counts[i] for i, t in enumerate(tiers)},
+            "admitted": {t.name: self._admitted[i] for i, t in enumerate(tiers)},
+            "shed": dict(self._shed),
+            "protected": {t.name: i in self.policy.protected for i, t in enumerate(tiers)},
+        }
