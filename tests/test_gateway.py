@@ -409,3 +409,92 @@ def test_tier_defaults_are_the_documented_ones() -> None:
     assert [t.name for t in cfg.tiers] == ["platinum", "gold", "silver", "bronze"]
     assert replace(cfg, tiers=(Tier("x", 1),)).tier("x") is not None
     assert orjson.dumps(cfg.anonymous.__dict__) == b'{"tenant":"anonymous","tier":"silver"}'
+
+
+# -- overload ---------------------------------------------------------------------------
+
+TIER_KEYS = {
+    "platinum": "sk-plat",
+    "gold": "sk-gold",
+    "silver": "sk-silver",
+    "bronze": "sk-bronze",
+}
+
+
+def test_overload_sheds_bronze_first_and_keeps_platinum_fast(tmp_path: Any) -> None:
+    """About 3x the fake's capacity, mixed tiers: platinum's p99 TTFT stays within its
+    objective while bronze is shed first; every request gets an answer."""
+    import aiohttp
+
+    slow = {"ttft_ms": 100, "itl_ms": 10, "output_tokens": 10, "capacity": 4, "seed": 3}
+    mix = ["platinum"] * 2 + ["gold"] * 2 + ["silver"] * 3 + ["bronze"] * 5
+    rate, seconds = 60.0, 4.0  # capacity is about 4 / 0.2 s = 20 requests/s
+    with running_fake_llm(config_from_dict(slow)) as fake:
+        keys = "\n".join(
+            f"  - {{sha256: {hash_key(k)}, tenant: t-{tier}, tier: {tier}}}"
+            for tier, k in TIER_KEYS.items()
+        )
+        text = f"""port: 0
+upstreams: [{{name: u0, url: {fake}}}]
+health_check: {{interval_s: 60}}
+keys:
+{keys}
+admission: {{initial_limit: 4, min_limit: 2, max_limit: 16}}
+tiers:
+  - {{name: platinum, priority: 3, reserved_share: 0.25, max_queue_wait_ms: 250, deadline_ms: 500}}
+  - {{name: gold, priority: 2, max_queue_wait_ms: 500, deadline_ms: 1000}}
+  - {{name: silver, priority: 1, max_queue_wait_ms: 750, deadline_ms: 1500}}
+  - {{name: bronze, priority: 0, max_queue_wait_ms: 1000, deadline_ms: 2000}}
+events: {{flush_interval_s: 0.05}}
+"""
+        with running_gateway(loads_gateway(text, "gw.yaml")) as g:
+
+            async def one(session: aiohttp.ClientSession, tier: str, delay: float) -> tuple:
+                await asyncio.sleep(delay)
+                t0 = time.perf_counter()
+                async with session.post(
+                    g.url + "/v1/chat/completions",
+                    json={"model": "m", "messages": MSG, "stream": True},
+                    headers={"authorization": f"Bearer {TIER_KEYS[tier]}"},
+                ) as r:
+                    if r.status != 200:
+                        await r.read()
+                        return tier, r.status, None
+                    ttft = None
+                    async for line in r.content:
+                        if ttft is None and b'"content":"' in line:
+                            ttft = time.perf_counter() - t0
+                    return tier, 200, ttft
+
+            async def main() -> list[tuple]:
+                n = int(rate * seconds)
+                timeout = aiohttp.ClientTimeout(total=30)
+                async with aiohttp.ClientSession(timeout=timeout) as s:
+                    return await asyncio.gather(
+                        *(one(s, mix[i % len(mix)], i / rate) for i in range(n))
+                    )
+
+            results = asyncio.run(main())
+            snap = g.gateway.snapshot()
+    by: dict[str, dict[str, Any]] = {t: {"n": 0, "shed": 0, "ttft": []} for t in TIER_KEYS}
+    for tier, status, ttft in results:
+        b = by[tier]
+        b["n"] += 1
+        if status == 503:
+            b["shed"] += 1
+        else:
+            assert status == 200, (tier, status)
+            assert ttft is not None
+            b["ttft"].append(ttft)
+    share = {t: b["shed"] / b["n"] for t, b in by.items()}
+    assert share["bronze"] > 0.3, share  # overloaded: the lowest tier pays
+    assert share["platinum"] <= 0.05, share
+    assert share["bronze"] >= share["silver"] >= share["gold"] >= share["platinum"], share
+    plat = sorted(by["platinum"]["ttft"])
+    p99 = plat[min(len(plat) - 1, int(0.99 * len(plat)))]
+    # platinum's objective: its queue-wait budget (250 ms) over the fake's nominal TTFT
+    assert p99 <= 0.100 + 0.250 + 0.150, (p99, plat[-5:])
+    # nothing left hanging: the queue drained and every slot came back
+    assert sum(snap["queued"].values()) == 0
+    assert all(u["in_flight"] == 0 for u in snap["upstreams"].values())
+    assert sum(snap["shed"].values()) == sum(b["shed"] for b in by.values())

@@ -78,11 +78,15 @@ class _Direct:
 class _Flight:
     """The permit a request holds (a retry swaps it) and when its answer's head came."""
 
-    __slots__ = ("head_s", "permit")
+    __slots__ = ("head_s", "permit", "sent")
 
     def __init__(self, permit: Any) -> None:
         self.permit = permit
-        self.head_s: float | None = None  # request sent -> response head: the limiter's RTT
+        self.sent = 0.0  # perf_counter() when the request went upstream
+        # the limiter's RTT: request sent -> first content chunk for a stream (the
+        # response head of a stream comes at once, before any queueing shows), -> the
+        # response head otherwise
+        self.head_s: float | None = None
 
 
 class Gateway:
@@ -480,7 +484,7 @@ class Gateway:
         try:
             while True:
                 upstream = flight.permit.upstream
-                t_send = time.perf_counter()
+                flight.sent = t_send = time.perf_counter()
                 try:
                     resp = await self.clients[upstream].request(
                         b"POST", target, self._upstream_headers(headers, upstream), payload
@@ -520,6 +524,8 @@ class Gateway:
                     if out:
                         conn.write(chunk(out))
                         await conn.drain()
+                if meter.first_token is not None:
+                    flight.head_s = meter.first_token - flight.sent
                 rest = meter.rest()
                 if rest:
                     conn.write(chunk(rest))
