@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import multiprocessing
-import secrets
+import signal
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -120,38 +121,53 @@ def _run_workers(cfg: GatewayConfig, workers: int) -> None:
 def _run_local(
     cfg: GatewayConfig, workers: int, db: Path, spec: Path | None, serve_port: int
 ) -> None:
-    """A local store: `slokit serve` in this process, the gateway beside it."""
+    """A local store: `slokit serve` in this process on 127.0.0.1, the gateway beside it
+    (one worker: in this process; more: worker processes posting their events to it)."""
     import uvicorn
 
     from slokit.server.app import ServerConfig, create_app
 
-    token = None
-    procs = []
-    if workers > 1:
-        token = secrets.token_urlsafe(16)
-        wcfg = replace(cfg, events=_events(cfg, f"http://127.0.0.1:{serve_port}", token))
-        ctx = multiprocessing.get_context("spawn")
-        from slokit.gateway.runner import worker_main
-
-        procs = [ctx.Process(target=worker_main, args=(wcfg,), daemon=True) for _ in range(workers)]
     server_config = ServerConfig(
-        db=db, spec=spec, token=token, alerts=False, gateway=cfg if workers == 1 else None
+        db=db, spec=spec, alerts=False, gateway=cfg if workers == 1 else None
     )
     try:
         application = create_app(server_config)
     except SlokitError as exc:
         raise _fail(exc) from None
-    for p in procs:
-        p.start()
     err.print(
         f"slokit gateway on http://{cfg.host}:{cfg.port} ({workers} worker(s)); "
         f"store {db} served on http://127.0.0.1:{serve_port}"
     )
-    try:
+    if workers == 1:
         uvicorn.run(application, host="127.0.0.1", port=serve_port, log_level="warning")
-    finally:
-        for p in procs:
-            p.terminate()
+        return
+    # Several workers: on SIGINT/SIGTERM stop the workers first (each delivers its
+    # buffered events to the store server, still up), then the store server.
+    from slokit.gateway.runner import worker_main
+
+    wcfg = replace(cfg, events=_events(cfg, f"http://127.0.0.1:{serve_port}", None))
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=worker_main, args=(wcfg,)) for _ in range(workers)]
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=serve_port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="slokit-serve")
+    thread.start()  # not the main thread: uvicorn leaves the signals to us
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    for p in procs:
+        p.start()
+    while not stop.wait(0.5):
+        if not thread.is_alive() or not any(p.is_alive() for p in procs):
+            break
+    for p in procs:
+        if p.is_alive():
+            p.terminate()  # SIGTERM: the worker drains and delivers its events
+    for p in procs:
+        p.join(30)
+    server.should_exit = True
+    thread.join()
 
 
 @gateway_app.command("hash-key")

@@ -1,0 +1,84 @@
+"""`slokit gateway` as a user runs it: a real process (one worker, and two worker
+processes sharing the port), a real fake-llm, the official `openai` client, and the
+events in the DuckDB store after a SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from slokit.fakellm import config_from_dict, running_fake_llm
+from slokit.store.duckdb_store import DuckDBStore
+
+from test_server_process import free_port
+
+REQUESTS = 24
+
+
+def wait_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"exited with {process.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"{url} not up:\n{log.read_text()}")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_gateway_events_reach_the_store(tmp_path: Path, workers: int) -> None:
+    fast = {"ttft_ms": 5, "itl_ms": 1, "output_tokens": 6, "seed": 2}
+    db, log = tmp_path / "gw.duckdb", tmp_path / "gw.log"
+    gw_port, serve_port = free_port(), free_port()
+    with running_fake_llm(config_from_dict(fast)) as fake:
+        command = [
+            sys.executable, "-m", "slokit.cli", "gateway", "--upstream", fake,
+            "--port", str(gw_port), "--db", str(db), "--serve-port", str(serve_port),
+            "--workers", str(workers),
+        ]  # fmt: skip
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            gw = f"http://127.0.0.1:{gw_port}"
+            wait_up(gw, process, log)
+            wait_up(f"http://127.0.0.1:{serve_port}", process, log)
+            client = openai.OpenAI(base_url=gw + "/v1", api_key="anything", max_retries=0)
+            for i in range(REQUESTS):
+                if i % 2:
+                    stream = client.chat.completions.create(
+                        model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+                    )
+                    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+                else:
+                    r = client.chat.completions.create(
+                        model="m", messages=[{"role": "user", "content": "hi"}]
+                    )
+                    assert r.usage is not None and r.usage.completion_tokens == 6
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                pytest.fail(f"did not stop on SIGTERM:\n{log.read_text()}")
+    with DuckDBStore(db, read_only=True) as store:
+        rows = store.query(
+            "SELECT count(*) AS n, count(*) FILTER (outcome = 'ok') AS ok, "
+            "sum(output_tokens) AS tokens, count(ttft_ms) AS ttft, "
+            "count(DISTINCT tenant) AS tenants FROM request_events"
+        ).to_pylist()
+        scores = store.count("score")
+    assert rows == [
+        {"n": REQUESTS, "ok": REQUESTS, "tokens": 6 * REQUESTS, "ttft": REQUESTS // 2,
+         "tenants": 1}
+    ], log.read_text()  # fmt: skip
+    assert scores == 3 * REQUESTS  # non_empty, not_truncated, no_refusal per answer
