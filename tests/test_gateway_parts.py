@@ -250,3 +250,46 @@ async def _errors_on(upstream: str) -> None:
     with pytest.raises(UpstreamError, match="cannot connect"):
         await dead.request(b"POST", b"/", [], b"")
     c.close()
+
+
+# -- budget-aware protection ---------------------------------------------------------------
+
+
+def test_protection_follows_the_burn_rate_of_the_tier() -> None:
+    from slokit.gateway.admission import Admission
+    from slokit.gateway.config import ProtectionV1
+    from slokit.gateway.protection import Protector, burning
+
+    rule = ProtectionV1(tier="platinum", slo="ttft", burn_rate_above=6, window="1h")
+    hot = {"slo": "ttft", "group": {"tier": "platinum"}, "burn_rates": {"1h": 9.0}}
+    other_tier = {"slo": "ttft", "group": {"tier": "bronze"}, "burn_rates": {"1h": 50.0}}
+    ungrouped = {"slo": "ttft", "group": {}, "burn_rates": {"1h": 7.0}}
+    assert burning(rule, [hot]) and burning(rule, [ungrouped])
+    assert not burning(rule, [other_tier])
+    assert not burning(rule, [{**hot, "burn_rates": {"1h": 6.0}}])  # above, not at
+    assert not burning(rule, [{**hot, "slo": "other"}])
+
+    statuses: list[list[dict[str, object]]] = [[hot], [other_tier]]
+    admission = Admission(upstreams=("u",))
+
+    async def fetch(slo: str) -> list[dict[str, object]]:
+        assert slo == "ttft"
+        return statuses.pop(0)
+
+    async def run() -> tuple[dict[str, bool], bool, dict[str, bool], bool]:
+        applied: dict[str, bool] = {}
+
+        def apply(tier: str, on: bool) -> None:
+            applied[tier] = on
+            admission.protect(tier, on)
+
+        p = Protector((rule,), fetch, apply)
+        first = await p.check_once()
+        on = admission.snapshot()["protected"]["platinum"]
+        second = await p.check_once()
+        off = admission.snapshot()["protected"]["platinum"]
+        return first, on, second, off
+
+    first, on, second, off = asyncio.run(run())
+    assert first == {"platinum": True} and on
+    assert second == {"platinum": False} and not off
