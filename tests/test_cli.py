@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from slokit.cli import app
@@ -122,3 +123,30 @@ def test_demo_json_is_deterministic(tmp_path: Path) -> None:
     da, db_ = json.loads(a.stdout), json.loads(b.stdout)
     assert da["statuses"] == db_["statuses"]
     assert da["requests"] > 0 and len({s["slo"] for s in da["statuses"]}) == 12
+
+
+def test_ingest_fills_missing_costs_from_a_price_book(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "models:\n  m-a: {input_cost_per_token: 1.0e-06, output_cost_per_token: 3.0e-06}\n"
+    )
+    base = {"ts": "2026-11-01T00:00:00Z", "service": "s", "outcome": "ok"}
+    rows = [
+        {**base, "event_id": "1", "model": "m-a", "input_tokens": 100, "output_tokens": 10},
+        {**base, "event_id": "2", "model": "m-a", "input_tokens": 1, "output_tokens": 1,
+         "cost_usd": 0.5},  # recorded: kept
+        {**base, "event_id": "3", "model": "m-z", "input_tokens": 5, "output_tokens": 5},
+    ]  # fmt: skip
+    data = tmp_path / "e.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    db = tmp_path / "c.duckdb"
+    result = runner.invoke(
+        app, ["ingest", str(data), "--db", str(db), "--prices", str(prices), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["files"][0]
+    assert report["costs_filled"] == 1 and report["unpriced"] == {"m-z": 1}
+    with DuckDBStore(db, read_only=True) as store:
+        got = store.query("SELECT event_id, cost_usd FROM request_events ORDER BY 1").to_pylist()
+    assert got[0]["cost_usd"] == pytest.approx(100e-6 + 30e-6)
+    assert got[1]["cost_usd"] == 0.5 and got[2]["cost_usd"] is None

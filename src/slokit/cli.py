@@ -89,6 +89,14 @@ def ingest(
             "--spec", envvar="SLOKIT_SPEC", help="Keep this spec's rollups current while ingesting."
         ),
     ] = None,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            "--prices",
+            envvar="SLOKIT_PRICES",
+            help="Fill missing cost_usd of request events from this price book (docs/cost.md).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load event files into the store. Re-ingesting a file does not double-count."""
@@ -100,6 +108,11 @@ def ingest(
         raise typer.BadParameter("use request, score or annotation", param_hint="--kind")
     reports = []
     try:
+        book = None
+        if prices is not None:
+            from slokit.cost import load_pricebook
+
+            book = load_pricebook(prices)
         with DuckDBStore(db) as store:
             if spec is not None:
                 from slokit.spec import load
@@ -130,6 +143,7 @@ def ingest(
                         fmt=fmt,
                         defaults={"service": service} if service else None,
                         progress=advance,
+                        prices=book,
                     )
                 reports.append(report)
                 if not as_json:

@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from slokit.events import readers
 from slokit.events.validate import Rejection, validate
 from slokit.store.duckdb_store import DuckDBStore
+
+if TYPE_CHECKING:
+    from slokit.cost.pricebook import PriceBook
 
 MAX_REPORTED = 1000  # rejections kept per file for the report; the count is exact
 # Validated rows are gathered into batches of about this many before a store append:
@@ -29,6 +32,8 @@ class IngestReport:
     duplicates: int = 0  # records already stored (same event_id), skipped
     rejected: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    costs_filled: int = 0  # cost_usd filled from the price book (--prices)
+    unpriced: dict[str, int] = field(default_factory=dict)  # model -> requests left unpriced
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +44,8 @@ class IngestReport:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "rejections": [r.to_dict() for r in self.rejections],
+            "costs_filled": self.costs_filled,
+            "unpriced": self.unpriced,
         }
 
 
@@ -50,9 +57,11 @@ def ingest_file(
     fmt: str | None = None,
     defaults: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    prices: PriceBook | None = None,
 ) -> IngestReport:
     """Read, validate and store one file. `progress(done_bytes, total_bytes)` is called
-    after each block."""
+    after each block. With `prices`, request events without a `cost_usd` get one from
+    the price book (API-priced models; a recorded cost is never replaced)."""
     p = Path(path)
     report = IngestReport(str(p), kind)
     total = p.stat().st_size if p.is_file() else 0
@@ -72,7 +81,16 @@ def ingest_file(
         report.rejected += len(rejections)
         room = MAX_REPORTED - len(report.rejections)
         report.rejections.extend(rejections[: max(room, 0)])
-        pending.append(checked.table)
+        table = checked.table
+        if prices is not None and kind == "request" and table.num_rows:
+            from slokit.cost.fill import fill_costs
+
+            table, filled = fill_costs(table, prices)
+            report.costs_filled += filled.filled
+            for u in filled.unpriced:
+                key = u.model or "(no model)"
+                report.unpriced[key] = report.unpriced.get(key, 0) + u.requests
+        pending.append(table)
         if sum(t.num_rows for t in pending) >= APPEND_ROWS:
             flush()
         if progress is not None:

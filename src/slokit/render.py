@@ -84,6 +84,14 @@ def print_ingest(console: Console, report: IngestReport, shown: int = 20) -> Non
         f"{report.duplicates} already stored, "
         f"[{'red' if report.rejected else 'green'}]{report.rejected} rejected[/]"
     )
+    if report.costs_filled or report.unpriced:
+        left = ", ".join(f"{m} ({n})" for m, n in sorted(report.unpriced.items()))
+        console.print(
+            f"  costs filled from the price book: {report.costs_filled}"
+            + (f"; no price for: {left}" if left else ""),
+            markup=False,
+            highlight=False,
+        )
     for r in report.rejections[:shown]:
         console.print(f"  {report.path}: {r}", markup=False, highlight=False)
     if report.rejected > shown:
