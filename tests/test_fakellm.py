@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import math
+import random
 import re
 import signal
 import socket
@@ -26,11 +27,13 @@ import pytest
 from slokit.errors import SpecError
 from slokit.fakellm import (
     HEADERS,
+    Distribution,
     FakeLLM,
     FakeLLMConfig,
     config_from_dict,
     loads_config,
     running_fake_llm,
+    with_overrides,
 )
 from slokit.fakellm.jobs import H_CONTENT
 
@@ -565,6 +568,27 @@ def test_a_config_file_sets_distributions_and_faults() -> None:
     assert config.faults.retry_after_s == 2
 
 
+def test_command_line_fault_rates_merge_with_the_files_and_are_checked() -> None:
+    config = loads_config("faults:\n  rates: {503: 0.1}\n  retry_after_s: 3\n", "f.yaml")
+    merged = with_overrides(config, {"faults": {"rates": {"429": 0.2}}, "capacity": 4})
+    assert dict(merged.faults.rates) == {"503": 0.1, "429": 0.2}
+    assert (merged.faults.retry_after_s, merged.capacity) == (3, 4)
+    with pytest.raises(SpecError) as caught:
+        with_overrides(config, {"faults": {"rates": {"500": 0.95}}})
+    assert caught.value.problems == [
+        "command line: faults.rates: the rates add up to 1.05, more than 1"
+    ]
+
+
+def test_a_lognormal_has_the_median_and_p99_it_was_given() -> None:
+    d = Distribution.parse("lognormal:150:600")
+    rng = random.Random(0)
+    draws = sorted(d.sample(rng) for _ in range(20_000))
+    assert draws[10_000] == pytest.approx(150, rel=0.05)
+    assert draws[19_800] == pytest.approx(600, rel=0.1)
+    assert Distribution.lognormal(100, sigma=0.5, max=120).sample(random.Random(3)) <= 120
+
+
 def _contents(config: FakeLLMConfig, n: int = 3) -> list[str]:
     with running_fake_llm(config) as base, httpx.Client(base_url=base) as c:
         body = {"model": "m", "messages": MESSAGES}
@@ -594,13 +618,7 @@ def test_fake_llm_runs_on_a_callers_event_loop() -> None:
 
 
 def test_the_cli_serves_until_sigterm() -> None:
-    code = (
-        "import typer\nfrom slokit import cli_fakellm\n"
-        "app = typer.Typer()\n"
-        "@app.callback()\ndef main() -> None: pass\n"
-        "cli_fakellm.register(app)\napp()\n"
-    )
-    cmd = [sys.executable, "-c", code, "fake-llm", "--port", "0", "--ttft-ms", "0"]
+    cmd = [sys.executable, "-m", "slokit.cli", "fake-llm", "--port", "0", "--ttft-ms", "0"]
     cmd += ["--itl-ms", "0", "--output-tokens", "3", "--content", "numbered"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
