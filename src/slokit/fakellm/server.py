@@ -58,7 +58,8 @@ class FakeLLM:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._seq = 0
         c = self.config
-        self._instant = c.ttft_ms.is_zero and c.itl_ms.is_zero
+        self._ttft_zero = c.ttft_ms.is_zero
+        self._itl_zero = c.itl_ms.is_zero
         self._models_body = shapes.models(c.models)
         self._routes: dict[tuple[bytes, bytes], Handler] = {
             (b"POST", b"/v1/chat/completions"): self._chat,
@@ -246,10 +247,10 @@ class FakeLLM:
         return self._run(conn, req, rec, job, queued=False)
 
     def _is_instant(self, job: Job) -> bool:
-        ttft = self._instant if job.ttft is None else job.ttft == 0
+        ttft = self._ttft_zero if job.ttft is None else job.ttft == 0
         if job.kind == "embed" or job.tokens <= 1:
             return ttft
-        return ttft and (self._instant if job.itl is None else job.itl == 0)
+        return ttft and (self._itl_zero if job.itl is None else job.itl == 0)
 
     def _fault_status(self, conn: Connection, req: Request, rec: Record, status: int) -> None:
         extra = b""

@@ -96,10 +96,14 @@ class EventSink:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        """Deliver every `interval_s`, or sooner when a batch fills; each round sends
+        what was queued when it began, so steady traffic makes full batches rather
+        than a stream of tiny transactions."""
         backoff = 0.2
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            if not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.interval_s)
             self._wake.clear()
             ok = await self._flush_once()
             if ok:
@@ -112,8 +116,9 @@ class EventSink:
 
     async def _flush_once(self) -> bool:
         for kind, q in self._queues.items():
-            while q:
-                n = min(len(q), self.batch)
+            left = len(q)  # only what is here now; later arrivals wait for the next round
+            while left:
+                n = min(left, self.batch)
                 records = [q[i] for i in range(n)]
                 try:
                     await self.deliver(kind, records)
@@ -125,6 +130,7 @@ class EventSink:
                     return False
                 for _ in range(n):
                     q.popleft()
+                left -= n
                 self.delivered[kind] += n
         return True
 
