@@ -28,8 +28,12 @@ def main() -> None:
     ev = run("evaluate.py")
     tick = run("alert_tick.py")
     reports = run("sla_reports.py")
+    lat = run("gateway_latency.py")
+    thr = run("gateway_throughput.py")
+    over = run("gateway_overload.py")
     assert isinstance(bulk, list) and isinstance(http, dict) and isinstance(ev, dict)
     assert isinstance(tick, dict) and isinstance(reports, dict)
+    assert isinstance(lat, dict) and isinstance(thr, dict) and isinstance(over, dict)
     print("| benchmark | slokit | baseline in the same run | target |")
     print("|---|---|---|---|")
     for r in bulk:
@@ -70,6 +74,25 @@ def main() -> None:
         f"{reports['all_json_reports_s']} s | one scan per tenant and minute: "
         f"{reports['baseline_one_scan_s']} s (ratio {reports['ratio_to_scan']}) | <= 10 s |"
     )
+    ol, st = lat["open_loop"], lat["streams"]
+    print(
+        f"| gateway added latency, 1,000 requests/s open loop | p50 {ol['added_p50_ms']} ms, "
+        f"p99 {ol['added_p99_ms']} ms | fake-llm directly: p50 {ol['direct']['p50_ms']} ms, "
+        f"p99 {ol['direct']['p99_ms']} ms | <= 1.5 / 4 ms |"
+    )
+    print(
+        f"| gateway added TTFT, {st['streams']} concurrent streams | p50 "
+        f"{st['added_ttft_p50_ms']} ms, p99 {st['added_ttft_p99_ms']} ms (long streams: "
+        f"{st['long_streams']['added_ttft_p50_ms']} / {st['long_streams']['added_ttft_p99_ms']}"
+        f" ms) | fake-llm directly: p50 {st['direct']['ttft_p50_ms']} ms | <= 2 / 5 ms |"
+    )
+    print(
+        f"| gateway throughput, non-streaming, wrk | 1 worker {thr['gateway_1w']['rps']:,}/s, "
+        f"2 workers {thr['gateway_2w']['rps']:,}/s | fake-llm directly "
+        f"{thr['direct']['rps']:,}/s; LiteLLM {thr['litellm']['rps']:,}/s (ratio "
+        f"{thr['gateway_1w_over_litellm']}) | >= 3,500 / 6,000/s; >= 30x LiteLLM |"
+    )
+    print(f"| gateway overload (3x capacity) | {json.dumps(over.get('tiers', over))[:300]} | | |")
 
 
 if __name__ == "__main__":

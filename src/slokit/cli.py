@@ -248,8 +248,10 @@ def serve(
         gw = None
         if gateway is not None:
             from slokit.cli_gateway import load_config
+            from slokit.gateway.runner import tune_runtime
 
             gw = load_config(gateway, None)
+            tune_runtime()
         config = ServerConfig(
             db=db, spec=spec, token=token, max_body=max_body, alerts=alerts, gateway=gw
         )

@@ -82,6 +82,9 @@ def gateway(
     """Run the gateway (see `slokit gateway hash-key` for API keys)."""
     if ctx.invoked_subcommand is not None:
         return
+    from slokit.gateway.runner import tune_runtime
+
+    tune_runtime()
     try:
         cfg = load_config(config, upstream)
     except SlokitError as exc:

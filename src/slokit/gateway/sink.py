@@ -153,7 +153,10 @@ def writer_delivery(writer: Any) -> Deliver:
     """Deliver into a `StoreWriter` of this process."""
 
     async def deliver(kind: str, records: list[dict[str, Any]]) -> None:
-        await writer.append(kind, to_table(records, kind))
+        # converted off the event loop: a 1,000-event batch takes milliseconds, which
+        # requests arriving meanwhile would otherwise wait out
+        table = await asyncio.to_thread(to_table, records, kind)
+        await writer.append(kind, table)
 
     return deliver
 
