@@ -145,12 +145,10 @@ def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 12
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"litellm exited with {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
+        errors = (urllib.error.URLError, ConnectionError, TimeoutError, OSError)
+        with contextlib.suppress(*errors), urllib.request.urlopen(url, timeout=2) as r:
+            if r.status == 200:
+                return
         time.sleep(0.2)
     raise TimeoutError(f"litellm not ready at {url} after {timeout:.0f}s")
 

@@ -39,7 +39,7 @@ class UpstreamError(Exception):
 
 
 class UpstreamTimeout(UpstreamError, TimeoutError):
-    pass
+    """The upstream did not connect, answer or finish in time."""
 
 
 class _Conn(asyncio.Protocol):

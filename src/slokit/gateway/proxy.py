@@ -72,7 +72,7 @@ class _Direct:
         self.queue_ms = 0.0
 
     def release(self, rtt_s: float, ok: bool) -> None:
-        pass
+        """Nothing to give back: without admission there is no limiter to teach."""
 
 
 class _Flight:
@@ -682,7 +682,7 @@ def _plain(data: bytes, resp: Response) -> bytes:
         if enc == b"deflate":
             return zlib.decompress(data)
     except zlib.error:
-        pass
+        return b""  # unreadable: the answer goes on unmeasured
     return b""
 
 
