@@ -34,17 +34,23 @@ def wait_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"{url} not up:\n{log.read_text()}")
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_gateway_events_reach_the_store(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize("mode", ["gateway", "gateway --workers 2", "serve --gateway"])
+def test_gateway_events_reach_the_store(tmp_path: Path, mode: str) -> None:
     fast = {"ttft_ms": 5, "itl_ms": 1, "output_tokens": 6, "seed": 2}
     db, log = tmp_path / "gw.duckdb", tmp_path / "gw.log"
     gw_port, serve_port = free_port(), free_port()
     with running_fake_llm(config_from_dict(fast)) as fake:
-        command = [
-            sys.executable, "-m", "slokit.cli", "gateway", "--upstream", fake,
-            "--port", str(gw_port), "--db", str(db), "--serve-port", str(serve_port),
-            "--workers", str(workers),
-        ]  # fmt: skip
+        cli = [sys.executable, "-m", "slokit.cli"]
+        if mode == "serve --gateway":
+            config = tmp_path / "gateway.yaml"
+            config.write_text(f"port: {gw_port}\nupstreams: [{{name: a, url: {fake}}}]\n")
+            command = [*cli, "serve", "--db", str(db), "--port", str(serve_port),
+                       "--gateway", str(config)]  # fmt: skip
+        else:
+            command = [
+                *cli, "gateway", "--upstream", fake, "--port", str(gw_port), "--db", str(db),
+                "--serve-port", str(serve_port), "--workers", "2" if "workers" in mode else "1",
+            ]  # fmt: skip
         with log.open("wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
