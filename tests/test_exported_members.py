@@ -26,6 +26,7 @@ def test_all_exports_exist_and_are_public() -> None:
         "server",
         "demo",
         "alerting",
+        "httpwire",
         "gateway",
         "cli_gateway",
         "fakellm",

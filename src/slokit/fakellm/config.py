@@ -27,7 +27,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from slokit.errors import SpecError
 from slokit.fakellm.distributions import Distribution
 from slokit.spec import v1
-from slokit.spec.load import parse_yaml, validate_as
+from slokit.spec.load import parse_yaml, read_source, validate_as
 
 KIND = "fake-llm"
 NAMED_FAULTS = ("timeout", "reset", "disconnect", "slow_first_byte")
@@ -197,12 +197,7 @@ class FakeLLMV1(v1.Strict):
 
 
 def load_config(path: str | Path) -> FakeLLMConfig:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{p}: cannot read the fake-llm config: {exc.strerror}") from exc
-    return loads_config(text, str(p))
+    return loads_config(*read_source(path, "the fake-llm config"))
 
 
 def loads_config(text: str, source: str = "<fake-llm>") -> FakeLLMConfig:

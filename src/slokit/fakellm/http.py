@@ -17,17 +17,16 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Coroutine
-from http import HTTPStatus
 from typing import Any, Protocol
 
 import httptools
 
+from slokit.httpwire import reason
+
 log = logging.getLogger("slokit.fakellm")
 
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _LINGER_RST = struct.pack("ii", 1, 0)
 MAX_BODY = 64 << 20
-LAST_CHUNK = b"0\r\n\r\n"
 JSON = b"application/json"
 SSE = b"text/event-stream; charset=utf-8"
 
@@ -78,7 +77,7 @@ def head(
     if start is None:
         start = _STARTS[key] = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\n%s" % (
             status,
-            _REASONS.get(status, b"Unknown"),
+            reason(status),
             content_type,
             b"" if keep_alive else b"connection: close\r\n",
         )
@@ -88,10 +87,6 @@ def head(
 
 
 _STARTS: dict[tuple[int, bytes, bool], bytes] = {}
-
-
-def chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 class Connection(asyncio.Protocol):

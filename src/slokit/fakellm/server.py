@@ -27,9 +27,10 @@ import orjson
 
 from slokit.fakellm import content, shapes
 from slokit.fakellm.config import FakeLLMConfig
-from slokit.fakellm.http import LAST_CHUNK, SSE, Connection, Request, chunk, head
+from slokit.fakellm.http import SSE, Connection, Request, head
 from slokit.fakellm.jobs import BadRequest, Job, Planner
 from slokit.fakellm.stats import Record, Stats
+from slokit.httpwire import LAST_CHUNK, chunk
 
 Handler = Callable[[Connection, Request], "Coroutine[Any, Any, None] | None"]
 DROP = None  # in a stream plan: cut the connection here

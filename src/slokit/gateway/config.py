@@ -30,7 +30,7 @@ from slokit.core.admission import DEFAULT_TIERS
 from slokit.core.admission import TierPolicy as Tier
 from slokit.errors import SpecError
 from slokit.spec import v1
-from slokit.spec.load import Path_, _dotted, _error, _line_of, parse_yaml, validate_as
+from slokit.spec.load import Path_, _dotted, _error, _line_of, parse_yaml, read_source, validate_as
 
 KIND = "gateway"
 DEFAULT_REFUSALS = (
@@ -221,12 +221,7 @@ class GatewayConfig:
 
 
 def load_gateway(path: str | Path) -> GatewayConfig:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{p}: cannot read the gateway config: {exc.strerror}") from exc
-    return loads_gateway(text, str(p))
+    return loads_gateway(*read_source(path, "the gateway config"))
 
 
 def loads_gateway(text: str, source: str = "<gateway>") -> GatewayConfig:

@@ -13,14 +13,13 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from http import HTTPStatus
 from typing import Any
 
 import httptools
 
-Handler = Callable[["Connection", "Request"], Coroutine[Any, Any, None]]
+from slokit.httpwire import reason
 
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+Handler = Callable[["Connection", "Request"], Coroutine[Any, Any, None]]
 
 
 class Request:
@@ -66,7 +65,7 @@ def head(
     keep_alive: bool = True,
 ) -> bytes:
     """A response head; `length=None` means a chunked body follows."""
-    lines = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Unknown"))]
+    lines = [b"HTTP/1.1 %d %s" % (status, reason(status))]
     lines.extend(k + b": " + v for k, v in headers)
     if length is None:
         lines.append(b"transfer-encoding: chunked")
@@ -76,13 +75,6 @@ def head(
         lines.append(b"connection: close")
     lines.append(b"\r\n")
     return b"\r\n".join(lines)
-
-
-def chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-LAST_CHUNK = b"0\r\n\r\n"
 
 
 class Connection(asyncio.Protocol):

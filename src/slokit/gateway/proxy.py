@@ -23,15 +23,17 @@ from typing import Any
 import aiohttp
 import orjson
 
+from slokit.gateway.admission import Shed
 from slokit.gateway.checks import run_checks, wants_json
 from slokit.gateway.client import Response, UpstreamClient, UpstreamError, UpstreamTimeout
-from slokit.gateway.config import GatewayConfig, Identity
+from slokit.gateway.config import GatewayConfig, Identity, hash_key
 from slokit.gateway.errors import JSON, error_response, retry_after
-from slokit.gateway.http import LAST_CHUNK, Connection, Request, chunk, head
+from slokit.gateway.http import Connection, Request, head
 from slokit.gateway.metrics import GatewayMetrics
 from slokit.gateway.sink import EventSink
 from slokit.gateway.stream import StreamMeter, Usage, read_body
 from slokit.gateway.upstreams import UpstreamPool
+from slokit.httpwire import LAST_CHUNK, chunk
 
 log = logging.getLogger("slokit.gateway")
 
@@ -237,8 +239,6 @@ class Gateway:
             return self._ids[raw]
         who = self.config.anonymous
         if raw[:7].lower() == b"bearer ":
-            from slokit.gateway.config import hash_key
-
             found = self.config.keys.get(hash_key(raw[7:].strip().decode("latin-1")))
             if found is not None:
                 who = found
@@ -399,8 +399,6 @@ class Gateway:
 
         t_admit = time.perf_counter()
         if self.admission is not None:
-            from slokit.gateway.admission import Shed
-
             try:
                 permit = await self.admission.admit(who.tier, healthy)
             except Shed as shed:

@@ -28,14 +28,19 @@ LABEL_KEYS = ("service", "route", "model", "tier", "tenant", "region", "deployme
 Path_ = tuple[str | int, ...]
 
 
-def load(path: str | Path) -> model.Spec:
-    """Read and validate a spec file."""
+def read_source(path: str | Path, what: str) -> tuple[str, str]:
+    """(text, source name) of a YAML file, or a SpecError naming it."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8"), str(p)
     except OSError as exc:
-        raise SpecError(f"{p}: cannot read spec: {exc.strerror}") from exc
-    return loads(text, source=str(p))
+        raise SpecError(f"{p}: cannot read {what}: {exc.strerror}") from exc
+
+
+def load(path: str | Path) -> model.Spec:
+    """Read and validate a spec file."""
+    text, source = read_source(path, "spec")
+    return loads(text, source=source)
 
 
 def loads(text: str, source: str = "<spec>") -> model.Spec:
