@@ -12,8 +12,8 @@
     p50/p99 (targets: <= 2 ms and <= 5 ms). The client is this file's own (`_ttft`, one
     process, pinned): its streams start spread over 0.5 s and the requests started in the
     first 2 s of a run are not counted. The gateway's adaptive concurrency limit starts at
-    64 (admission's `initial_limit`) and grows by about 0.2 x sqrt(limit) per round trip, so
-    200 streams queue at first: the first gateway run gets `--stream-warmup` s (20) of load
+    8 (admission's `initial_limit`) and doubles per round trip in slow start, so 200
+    streams queue at first: the first gateway run gets `--stream-warmup` s (20) of load
     before it is measured, reported apart as the cold start, with the limit it reached.
     The same is then measured with long streams (`--long-itl-ms`, 100 ms, set per request
     with the fake's `x-fake-itl-ms` header): the same 200 concurrent streams but ~6x fewer

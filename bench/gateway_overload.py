@@ -14,8 +14,9 @@ about 83 requests/s) for `--duration` s (20), each a streaming chat completion s
 the key of a tier drawn at random with `--mix` (10% platinum, 20% gold, 30% silver, 40%
 bronze), seeded. Times are measured from each request's scheduled arrival. Before it,
 `--warmup` s (5) at half the capacity, not counted, let the adaptive limiter learn the
-upstream's unloaded latency (its long-run average; the limit itself stays at its initial
-64 meanwhile, as the limiter holds still while fewer than half the limit are in flight).
+upstream's unloaded latency (its long-run average; the limit itself stays near its
+initial 8, doubled at most by a burst, as the limiter holds still while fewer than half
+the limit are in flight and slow start doubles only on samples taken at the limit).
 
 Per tier: offered, admitted (200 and the stream complete to `[DONE]`), shed (503), other
 errors (other statuses, broken streams, transport errors, client timeouts), p50/p99 TTFT of

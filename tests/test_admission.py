@@ -136,6 +136,45 @@ def test_an_idle_upstream_learns_its_baseline_again() -> None:
     assert (lim.short_rtt_s, lim.long_rtt_s) == (0.2, 0.2)
 
 
+def test_slow_start_doubles_on_samples_taken_at_the_limit_until_queueing_shows() -> None:
+    lim = GradientLimiter(LimiterConfig(initial_limit=8, max_limit=100, slow_start=True))
+    lim.on_sample(0.1, 8, 0.0)
+    assert lim.limit == 16
+    lim.on_sample(0.1, 15, 0.2)  # started below the limit: says nothing about 16, no change
+    assert lim.limit == 16
+    assert [lim.on_sample(0.1, lim.limit, 0.4 + 0.2 * i) for i in range(4)] == [32, 64, 100, 100]
+    # queueing shows (short > tolerance x long): slow start ends for good
+    shrunk = feed(lim, 0.5, 10, 2.0)
+    assert shrunk == sorted(shrunk, reverse=True) and shrunk[-1] < 100
+    # flat again: the limit grows additively (smoothing x sqrt(limit) a round), never doubles
+    grown = feed(lim, 0.1, 30, 10.0)
+    steps = [b - a for a, b in zip([shrunk[-1], *grown[:-1]], grown, strict=True)]
+    assert grown[-1] > shrunk[-1] and max(steps) <= 0.2 * math.sqrt(100) + 1, steps
+
+
+def test_slow_start_comes_back_after_an_idle_reset() -> None:
+    lim = GradientLimiter(
+        LimiterConfig(initial_limit=8, max_limit=100, slow_start=True, idle_reset_s=60)
+    )
+    lim.on_sample(0.1, 8, 0.0)
+    feed(lim, 0.5, 10, 1.0)  # queueing: slow start over
+    before = lim.limit
+    lim.on_sample(0.1, before, 100.0)  # idle for 60 s and more: start afresh
+    assert lim.limit == min(2 * before, 100)
+
+
+def test_decrease_smoothing_shrinks_faster_than_growth_smoothing() -> None:
+    def after_queueing(**kw: Any) -> float:
+        lim = GradientLimiter(LimiterConfig(initial_limit=40, max_limit=100, **kw))
+        feed(lim, 0.1, 20, 0.0)
+        top = lim.estimate
+        feed(lim, 0.4, 3, 5.0)
+        return lim.estimate / top
+
+    gentle, fast = after_queueing(), after_queueing(decrease_smoothing=0.5)
+    assert fast < gentle < 1.0
+
+
 def test_limiter_config_says_what_is_wrong() -> None:
     with pytest.raises(ValueError) as err:
         LimiterConfig(initial_limit=2, min_limit=4)
@@ -210,6 +249,19 @@ def test_predicted_wait_counts_equal_or_higher_priority_waiters_and_itself() -> 
     # gold can reach 80% of the rate (platinum's reserve), behind 1 + 2 waiters
     assert policy.predicted_wait_s(GOLD, queued, 10.0) == 4 / 8
     assert policy.predicted_wait_s(BRONZE, queued, 0.0) == 0.0  # no rate known: no guess
+
+
+def test_predicted_wait_takes_off_what_higher_tiers_are_admitted_at() -> None:
+    policy = AdmissionPolicy(with_share(0.2))
+    queued = [0, 1, 0, 0]
+    # gold: 80% of 10/s reachable; platinum takes 6/s of the 10, leaving 4/s
+    assert policy.predicted_wait_s(GOLD, queued, 10.0, overtaking_per_s=6.0) == 2 / 4
+    # platinum using only 1/s: the reservation (80%) is the tighter bound
+    assert policy.predicted_wait_s(GOLD, queued, 10.0, overtaking_per_s=1.0) == 2 / 8
+    # higher tiers take everything: never predict forever, a twentieth of 8/s at least
+    assert policy.predicted_wait_s(GOLD, queued, 10.0, overtaking_per_s=50.0) == 2 / 0.4
+    verdict = policy.arrival(GOLD, queued, 10, 10.0, overtaking_per_s=9.5)
+    assert verdict.shed == PREDICTED_WAIT  # 2 / 0.5 = 4 s > gold's 1 s
 
 
 def test_predicted_wait_counts_the_slots_in_flight_beyond_a_shrunk_limit() -> None:
@@ -372,9 +424,11 @@ def test_waiters_are_served_by_priority_and_first_come_within_a_tier() -> None:
 
 def test_an_arrival_whose_predicted_wait_breaks_its_objective_is_shed_at_once() -> None:
     async def main() -> None:
-        adm = Admission(TIERS, ["a"], fixed(2))
+        now = [0.0]
+        adm = Admission(TIERS, ["a"], fixed(2), clock=lambda: now[0])
         warm = await adm.admit("gold")
-        warm.release(1.0, True)  # RTT 1 s over 2 slots: 2 requests/s
+        now[0] = 1.0
+        warm.release(1.0, True)  # held 1 s, 2 slots: 2 requests/s
         held = [await adm.admit("bronze"), await adm.admit("bronze")]
         c = Clients(adm)
         c.send("platinum", "p1")  # (0 + 1) / 2 = 0.5 s > 250 ms
@@ -397,6 +451,58 @@ def test_an_arrival_whose_predicted_wait_breaks_its_objective_is_shed_at_once() 
         assert c.log[2:] == ["g1", "g2"]
 
     run(main())
+
+
+def test_the_service_rate_comes_from_how_long_permits_are_held_not_the_rtt() -> None:
+    """A stream teaches the limiter its TTFT (0.1 s) but holds its slot for the whole
+    stream (2 s): the predicted wait must use the 2 s (2 slots / 2 s = 1 request/s), or
+    the queue fills with requests that then wait until their deadline."""
+
+    async def main() -> None:
+        now = [0.0]
+        adm = Admission(TIERS, ["a"], fixed(2), clock=lambda: now[0])
+        first = await adm.admit("gold")
+        now[0] = 2.0
+        first.release(0.1, True)
+        assert adm.snapshot()["upstreams"]["a"]["hold_ms"] == 2000.0
+        held = [await adm.admit("bronze"), await adm.admit("bronze")]
+        with pytest.raises(Shed) as shed:
+            await adm.admit("platinum")  # 1 / (1 request/s) = 1 s > 250 ms
+        assert (shed.value.reason, shed.value.retry_after_s) == (PREDICTED_WAIT, 1.0)
+        c = Clients(adm)
+        c.send("gold", "g1")  # 1 s <= gold's 1000 ms: waits
+        await settle()
+        assert c.log == [] and adm.snapshot()["queued"]["gold"] == 1
+        held[0].release(0.1, True)
+        await settle()
+        assert c.log == ["g1"]
+        held[1].release(0.1, True)
+
+    run(main())
+
+
+def test_a_tier_that_higher_tiers_leave_no_room_for_is_shed_on_arrival() -> None:
+    async def main() -> list[str]:
+        now = [0.0]
+        adm = Admission(TIERS, ["a"], fixed(4), clock=lambda: now[0])
+        c = Clients(adm)
+        held: list[Permit] = []
+        for i in range(40):  # platinum admitted at 4/s, each held 1 s: all 4 slots
+            now[0] = i * 0.25
+            if len(held) == 4:
+                held.pop(0).release(1.0, True)
+            held.append(await adm.admit("platinum"))
+        now[0] = 10.0
+        c.send("gold", "g1")  # rate 4/s, platinum takes ~4/s: a twentieth left, 5 s
+        c.send("platinum", "p1")  # behind nothing of its own tier: 0.25 s, queued
+        await settle()
+        for p in held:
+            p.release(1.0, True)
+        await settle()
+        return c.log
+
+    log = run(main())
+    assert log[0] == "g1: predicted_wait" and "p1" in log
 
 
 def test_a_waiter_past_its_deadline_is_shed_without_any_completion() -> None:

@@ -10,9 +10,14 @@ served. A request either takes a slot at once, waits in the queue, or is shed:
   (equal or higher priority), one for itself, and one per slot the upstream is over
   its limit (`-headroom`, after the limit shrank), over the completion rate the tier
   can reach: `(ahead + 1 - headroom) / rate`, with
-  `rate = reachable_share * sum(max(limit, in_flight) / short_rtt)` over its upstreams
-  (Little's law: a slot turns over once per round trip). No rate known yet: no
-  prediction, no shedding.
+  `rate = reachable_share * sum(max(limit, in_flight) / hold)` over its upstreams
+  (Little's law: a slot turns over once per `hold`, the time a request holds it: for
+  a stream the whole stream, not just its TTFT). No rate known yet: no prediction, no
+  shedding. Requests of higher priority go first, so the tier gets at most what they
+  leave: `min(reachable_share * total, total - overtaking)`, where `overtaking` is the
+  rate at which higher tiers are admitted (measured by the caller), and at least a
+  twentieth of `reachable_share * total`: a tier that higher ones leave no room for is
+  shed on arrival instead of waiting until its deadline.
 - `queue_full` (on arrival): `max_queue` requests already wait and none of them is of
   a lower priority than the arrival.
 - `evicted` (a waiter): the queue was full and a higher-priority request arrived; the
@@ -49,6 +54,7 @@ EVICTED = "evicted"
 DEADLINE = "deadline"
 REASONS = (PREDICTED_WAIT, DEADLINE, QUEUE_FULL, EVICTED)
 
+_MIN_RATE_SHARE = 0.05  # the least share of the completion rate a tier is predicted to get
 _EPS = 1e-9  # float slack before rounding down (0.29 * 100 is 28.999999999999996)
 
 
@@ -120,6 +126,8 @@ class AdmissionPolicy:
         ]
         # one past the last tier of equal-or-higher priority: the waiters ahead of tier i
         self.level_end = [sum(1 for p in prio if p >= prio[i]) for i in range(len(prio))]
+        # the tiers of strictly higher priority: those that overtake tier i's waiters
+        self.level_start = [sum(1 for p in prio if p > prio[i]) for i in range(len(prio))]
         self.cap_start: list[int | None] = [None] * len(self.tiers)
         self._reach: list[float] = []
         self._recompute()
@@ -182,16 +190,28 @@ class AdmissionPolicy:
         return self._reach[tier]
 
     def predicted_wait_s(
-        self, tier: int, queued: Sequence[int], rate_per_s: float, headroom: int = 0
+        self,
+        tier: int,
+        queued: Sequence[int],
+        rate_per_s: float,
+        headroom: int = 0,
+        overtaking_per_s: float = 0.0,
     ) -> float:
         """The wait a new request of `tier` can expect behind the waiters it cannot
-        overtake, when its best upstream has `headroom` (<= 0) slots for it; 0 when no
-        rate is known."""
+        overtake, when its best upstream has `headroom` (<= 0) slots for it and requests
+        of higher priority keep taking `overtaking_per_s` of the slots that free up
+        (they go first, so only the rest serves this tier: at least a twentieth of the
+        rate, so that a noisy estimate never predicts forever); 0 when no rate is
+        known."""
         if rate_per_s <= 0:
             return 0.0
         ahead = sum(queued[: self.level_end[tier]])
         over = -headroom if headroom < 0 else 0
-        return (ahead + 1 + over) / (rate_per_s * self._reach[tier])
+        rate = rate_per_s * self._reach[tier]
+        if overtaking_per_s > 0.0:
+            rest = rate_per_s - overtaking_per_s  # the reservations above are part of it
+            rate = max(min(rate, rest), rate * _MIN_RATE_SHARE)
+        return (ahead + 1 + over) / rate
 
     def arrival(
         self,
@@ -200,11 +220,13 @@ class AdmissionPolicy:
         max_queue: int,
         rate_per_s: float,
         headroom: int = 0,
+        overtaking_per_s: float = 0.0,
     ) -> Arrival:
         """The verdict on a request that found no slot, given the queue lengths by tier
-        index, the queue bound, the completion rate of its upstreams (requests/s) and
-        the headroom of the best of them."""
-        wait = self.predicted_wait_s(tier, queued, rate_per_s, headroom)
+        index, the queue bound, the completion rate of its upstreams (requests/s), the
+        headroom of the best of them and the rate at which tiers of higher priority are
+        admitted."""
+        wait = self.predicted_wait_s(tier, queued, rate_per_s, headroom, overtaking_per_s)
         if wait * 1000.0 > self.tiers[tier].max_queue_wait_ms:
             return Arrival(PREDICTED_WAIT, None, wait)
         if sum(queued) < max_queue:

@@ -9,7 +9,7 @@ The rule is the gradient of Netflix concurrency-limits' `Gradient2Limit`
 
     short    = EWMA of the RTT over the last `short_window` samples  (what happens now)
     long     = EWMA of the RTT with time constant `long_window_s`   (the no-queue baseline)
-    gradient = clamp(tolerance * long / short, min_gradient, 1.0)
+    gradient = clamp((tolerance * long + slack_s) / short, min_gradient, 1.0)
     target   = limit * gradient + queue_size        (queue_size: sqrt(limit) by default)
     limit    = clamp((1 - smoothing) * limit + smoothing * target, min_limit, max_limit)
 
@@ -32,6 +32,21 @@ Three departures, because an LLM upstream answers in seconds, not milliseconds:
   not shrink to a fraction of a second at thousands of requests per second.
 - After `idle_reset_s` without samples the averages start afresh (the upstream may
   have been redeployed).
+
+Three options, off by default (Gradient2's behaviour), that the gateway turns on for
+LLM upstreams:
+
+- `slow_start`: as in TCP, the limit doubles per round until queueing first shows
+  (the gradient falls below 1), then follows the rule above; it only doubles on a sample
+  that ran with at least the current limit in flight, so each doubling is seen in the
+  latency before the next. Starting low and doubling reaches a large upstream in a few
+  round trips without first flooding a small one, which an initial limit far above its
+  capacity does for as long as the excess takes to drain.
+- `decrease_smoothing`: the smoothing used when the target is below the limit, so that
+  queueing is answered faster than headroom is taken (Envoy's filter does not smooth at
+  all).
+- `slack_s`: an absolute allowance added to `tolerance * long`, so that milliseconds of
+  jitter on a fast upstream are not read as queueing.
 
 Like Gradient2, a sustained overload lets `long` creep up over about `long_window_s`;
 the admission deadlines bound the gateway's own queue meanwhile. The equilibrium
@@ -65,6 +80,9 @@ class LimiterConfig:
     drop_decrease: float = 1.0  # limit factor on a dropped sample; 1.0 ignores drops
     idle_reset_s: float = 300.0
     update_interval_s: float | None = None  # between limit changes; None: one short RTT
+    slow_start: bool = False  # double the limit each round until queueing first shows
+    slack_s: float = 0.0  # absolute RTT allowance on top of `tolerance`: jitter, not queueing
+    decrease_smoothing: float | None = None  # smoothing when shrinking; None: `smoothing`
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_limit <= self.initial_limit <= self.max_limit:
@@ -74,6 +92,10 @@ class LimiterConfig:
             )
         if not 0 < self.smoothing <= 1:
             raise ValueError(f"limiter: smoothing must be in (0, 1], got {self.smoothing}")
+        if self.decrease_smoothing is not None and not 0 < self.decrease_smoothing <= 1:
+            raise ValueError(
+                f"limiter: decrease_smoothing must be in (0, 1], got {self.decrease_smoothing}"
+            )
         if self.tolerance < 1:
             raise ValueError(f"limiter: tolerance must be >= 1, got {self.tolerance}")
         if not 0 < self.min_gradient <= 1:
@@ -86,6 +108,8 @@ class LimiterConfig:
             raise ValueError(
                 f"limiter: update_interval_s must be >= 0, got {self.update_interval_s}"
             )
+        if self.slack_s < 0:
+            raise ValueError(f"limiter: slack_s must be >= 0, got {self.slack_s}")
         if self.queue_size is not None and self.queue_size < 0:
             raise ValueError(f"limiter: queue_size must be >= 0, got {self.queue_size}")
         if not 0 < self.drop_decrease <= 1:
@@ -105,6 +129,7 @@ class GradientLimiter:
         "_n",
         "_next_update",
         "_short",
+        "_slow",
         "config",
     )
 
@@ -117,6 +142,7 @@ class GradientLimiter:
         self._n = 0
         self._last = 0.0
         self._next_update = -math.inf
+        self._slow = self.config.slow_start
 
     @property
     def limit(self) -> int:
@@ -142,6 +168,7 @@ class GradientLimiter:
         if n and now - self._last > c.idle_reset_s:
             n = 0  # a stale baseline: learn it again
             self._next_update = -math.inf
+            self._slow = c.slow_start
         if rtt_s > 0.0 and not (dropped and n and rtt_s < self._long):
             if n == 0:
                 self._short = self._long = rtt_s
@@ -170,13 +197,23 @@ class GradientLimiter:
         )
         if in_flight * 2 < limit:
             return int(limit)  # app-limited: the sample says nothing about more load
-        gradient = c.tolerance * self._long / self._short
-        if gradient > 1.0:
+        gradient = (c.tolerance * self._long + c.slack_s) / self._short
+        if gradient >= 1.0:
+            if self._slow:
+                if in_flight < limit:
+                    return int(limit)  # slow start: grow on samples taken at the limit
+                new = min(2.0 * limit, float(c.max_limit))
+                self._estimate = new
+                return int(new)
             gradient = 1.0
-        elif gradient < c.min_gradient:
-            gradient = c.min_gradient
+        else:
+            self._slow = False
+            if gradient < c.min_gradient:
+                gradient = c.min_gradient
         queue = math.sqrt(limit) if c.queue_size is None else c.queue_size
-        new = (1.0 - c.smoothing) * limit + c.smoothing * (limit * gradient + queue)
+        target = limit * gradient + queue
+        a = c.smoothing if target >= limit or c.decrease_smoothing is None else c.decrease_smoothing
+        new = (1.0 - a) * limit + a * target
         if new < c.min_limit:
             new = float(c.min_limit)
         elif new > c.max_limit:

@@ -28,6 +28,7 @@ the error).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -74,8 +75,13 @@ class Shed(SlokitError):
         self.tier = tier
 
 
+_HOLD_ALPHA = 0.1  # EWMA weight of one permit's hold time
+_RATE_STEP_S = 0.25  # admission rates by tier are refreshed at most this often
+_RATE_TAU_S = 2.0  # and averaged over about this long
+
+
 class _Upstream:
-    __slots__ = ("by_tier", "in_flight", "limit", "limiter", "name", "up")
+    __slots__ = ("by_tier", "hold_s", "in_flight", "limit", "limiter", "name", "up")
 
     def __init__(self, name: str, config: LimiterConfig, tiers: int) -> None:
         self.name = name
@@ -84,12 +90,26 @@ class _Upstream:
         self.in_flight = 0
         self.by_tier = [0] * tiers
         self.up = True
+        # how long a permit is held, grant to release (an EWMA): the slot turnover time.
+        # For streams it is the whole stream, not the TTFT the limiter learns from.
+        self.hold_s = 0.0
 
 
 class Permit:
     """A slot on `upstream`, held until `release`. `queue_ms` is the time it waited."""
 
-    __slots__ = ("_adm", "_done", "_key", "_started", "_t", "_u", "queue_ms", "tier", "upstream")
+    __slots__ = (
+        "_adm",
+        "_done",
+        "_granted",
+        "_key",
+        "_started",
+        "_t",
+        "_u",
+        "queue_ms",
+        "tier",
+        "upstream",
+    )
 
     def __init__(
         self, adm: Admission, u: _Upstream, t: int, key: tuple[str, ...], queue_ms: float
@@ -99,6 +119,7 @@ class Permit:
         self._t = t
         self._key = key
         self._started = u.in_flight  # in flight when it started, this one included
+        self._granted = adm.clock()
         self._done = False
         self.upstream = u.name
         self.tier = adm._names[t]
@@ -110,7 +131,7 @@ class Permit:
         if self._done:
             return
         self._done = True
-        self._adm._release(self._u, self._t, rtt_s, ok, self._started)
+        self._adm._release(self._u, self._t, rtt_s, ok, self._started, self._granted)
 
     def __repr__(self) -> str:
         state = "released" if self._done else "held"
@@ -152,6 +173,11 @@ class Admission:
         self._index = self.policy.index
         self._names = [t.name for t in self.policy.tiers]
         self._admitted = [0] * n
+        # admissions per second by tier (an EWMA, refreshed on the slow path): what
+        # overtakes a waiting tier of lower priority
+        self._admit_rate = [0.0] * n
+        self._admit_seen = [0] * n
+        self._admit_t = clock()
         self._shed = {(t.name, r): 0 for t in self.policy.tiers for r in REASONS}
 
     # -- the hot path ------------------------------------------------------------------
@@ -220,11 +246,17 @@ class Admission:
                 best, best_room = u, room
         return best
 
-    def _release(self, u: _Upstream, t: int, rtt_s: float, ok: bool, started: int) -> None:
+    def _release(
+        self, u: _Upstream, t: int, rtt_s: float, ok: bool, started: int, granted: float
+    ) -> None:
         u.in_flight -= 1
         u.by_tier[t] -= 1
+        now = self.clock()
+        if rtt_s > 0.0:
+            held = now - granted
+            u.hold_s = held if u.hold_s == 0.0 else u.hold_s + (held - u.hold_s) * _HOLD_ALPHA
         if rtt_s > 0.0 or not ok:
-            u.limit = u.limiter.on_sample(rtt_s, started, self.clock(), not ok)
+            u.limit = u.limiter.on_sample(rtt_s, started, now, not ok)
         if self._queue.total:
             self._dispatch(u)
 
@@ -247,7 +279,12 @@ class Admission:
         q = self._queue
         name = self.policy.tiers[t].name
         verdict = self.policy.arrival(
-            t, q.counts, self.max_queue, self._rate(ups), self._headroom(t, ups)
+            t,
+            q.counts,
+            self.max_queue,
+            self._rate(ups),
+            self._headroom(t, ups),
+            self._overtaking(t),
         )
         if verdict.shed is not None:
             self._shed[(name, verdict.shed)] += 1
@@ -339,14 +376,27 @@ class Admission:
         return len(expired)
 
     def _rate(self, ups: tuple[_Upstream, ...]) -> float:
-        """Requests per second the upstreams complete: max(limit, in flight) / RTT each
-        (Little's law)."""
+        """Requests per second the upstreams complete: max(limit, in flight) / the time
+        a permit is held, each (Little's law)."""
         rate = 0.0
         for u in [u for u in ups if u.up] or ups:
-            rtt = u.limiter.short_rtt_s
-            if rtt > 0:
-                rate += max(u.limit, u.in_flight) / rtt
+            if u.hold_s > 0:
+                rate += max(u.limit, u.in_flight) / u.hold_s
         return rate
+
+    def _overtaking(self, t: int) -> float:
+        """Admissions per second of the tiers above tier `t` (EWMA, time constant
+        `_RATE_TAU_S`, refreshed at most every `_RATE_STEP_S`)."""
+        now = self.clock()
+        dt = now - self._admit_t
+        if dt >= _RATE_STEP_S:
+            w = -math.expm1(-dt / _RATE_TAU_S)
+            rates, seen, admitted = self._admit_rate, self._admit_seen, self._admitted
+            for i, n in enumerate(admitted):
+                rates[i] += ((n - seen[i]) / dt - rates[i]) * w
+                seen[i] = n
+            self._admit_t = now
+        return sum(self._admit_rate[: self.policy.level_start[t]])
 
     def _headroom(self, t: int, ups: tuple[_Upstream, ...]) -> int:
         headroom = self.policy.headroom
@@ -358,7 +408,9 @@ class Admission:
         rate = self._rate(ups)
         if rate <= 0:
             return _UNKNOWN_RETRY_S
-        return self.policy.predicted_wait_s(t, self._queue.counts, rate, self._headroom(t, ups))
+        return self.policy.predicted_wait_s(
+            t, self._queue.counts, rate, self._headroom(t, ups), self._overtaking(t)
+        )
 
     # -- control -----------------------------------------------------------------------
 
@@ -401,6 +453,7 @@ class Admission:
                     "in_flight": u.in_flight,
                     "healthy": u.up,
                     "rtt_short_ms": u.limiter.short_rtt_s * 1000.0,
+                    "hold_ms": u.hold_s * 1000.0,
                     "rtt_long_ms": u.limiter.long_rtt_s * 1000.0,
                 }
                 for u in self._ups.values()

@@ -120,9 +120,15 @@ class RateLimitsV1(v1.Strict):
 class AdmissionV1(v1.Strict):
     enabled: bool = True
     max_queue: int = Field(default=1024, ge=0)
-    initial_limit: int = Field(default=64, ge=1)
+    # the limit starts low and doubles each round trip until queueing first shows (slow
+    # start), then follows the gradient: TTFT within `tolerance` of its baseline grows
+    # the limit by `smoothing * queue_size` a round trip, beyond it shrinks it
+    initial_limit: int = Field(default=8, ge=1)
     min_limit: int = Field(default=4, ge=1)
     max_limit: int = Field(default=1024, ge=1)
+    tolerance: float = Field(default=1.2, ge=1)
+    queue_size: float | None = Field(default=2.0, ge=0)  # null: sqrt(limit), as Gradient2
+    slack_ms: float = Field(default=5.0, ge=0)  # RTT change this small is jitter, not queueing
 
 
 class QualityV1(v1.Strict):

@@ -47,7 +47,14 @@ def make_admission(config: GatewayConfig) -> Any:
 
     a = config.admission
     limiter = LimiterConfig(
-        initial_limit=a.initial_limit, min_limit=a.min_limit, max_limit=a.max_limit
+        initial_limit=a.initial_limit,
+        min_limit=a.min_limit,
+        max_limit=a.max_limit,
+        tolerance=a.tolerance,
+        queue_size=a.queue_size,
+        slack_s=a.slack_ms / 1000.0,
+        slow_start=True,
+        decrease_smoothing=0.5,
     )
     yields = {p.tier: p.yield_share for p in config.protection}
     return Admission(
