@@ -527,7 +527,9 @@ def _ttft_worker(cfg_json: str) -> None:
         out = loop.run_until_complete(_ttft_client(cfg))
     finally:
         loop.close()
-    sys.stdout.write(json.dumps(out))
+    # a file, not stdout: the event loop may leave stdout non-blocking, and a pipe then
+    # takes only the first 64 KiB of a large write at exit
+    Path(cfg["out"]).write_text(json.dumps(out))
 
 
 def ttft_streams(
@@ -553,13 +555,15 @@ def ttft_streams(
         "timeout": timeout,
         "cpus": sorted(cpus) if cpus else None,
     }
-    cmd = [sys.executable, str(Path(__file__).resolve()), "_ttft", json.dumps(cfg)]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=warmup + duration + timeout + 60
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"TTFT client exited {proc.returncode}: {proc.stderr[-2000:]}")
-    out = json.loads(proc.stdout)
+    with tempfile.TemporaryDirectory(prefix="ttft-") as tmp:
+        cfg["out"] = str(Path(tmp) / "rows.json")
+        cmd = [sys.executable, str(Path(__file__).resolve()), "_ttft", json.dumps(cfg)]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=warmup + duration + timeout + 60
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"TTFT client exited {proc.returncode}: {proc.stderr[-2000:]}")
+        out = json.loads(Path(cfg["out"]).read_text())
 
     def figures(rows: list[list[float]]) -> dict[str, Any]:
         ok = [r for r in rows if r[3] == 200]

@@ -398,10 +398,25 @@ def test_metrics_exposition(gw: Running) -> None:
         "gen_ai_client_token_usage_bucket",
         "slokit_gateway_admitted_total",
         "slokit_gateway_concurrency_limit",
+        "slokit_gateway_event_loop_lag_seconds",
         'slokit_gateway_requests_total{outcome="ok",tier="platinum"}',
     ):
         assert name in text, name
     assert httpx.get(gw.url + "/healthz").json()["healthy_upstreams"] == 1
+
+
+def test_the_gateway_measures_its_own_event_loop_lag(gw: Running) -> None:
+    """A blocked event loop shows as lag (which the limiter's samples are relieved of)."""
+    assert gw.gateway.snapshot()["loop_lag_ms"] < 20.0
+    loop = gw.gateway.server.get_loop()
+    for _ in range(3):
+        loop.call_soon_threadsafe(time.sleep, 0.2)
+        time.sleep(0.25)
+    assert gw.gateway.snapshot()["loop_lag_ms"] > 30.0
+    end = time.monotonic() + 10
+    while gw.gateway.snapshot()["loop_lag_ms"] > 5.0:  # and it fades once the loop is free
+        assert time.monotonic() < end
+        time.sleep(0.1)
 
 
 def test_tier_defaults_are_the_documented_ones() -> None:

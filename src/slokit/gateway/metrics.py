@@ -237,11 +237,18 @@ class _StateCollector(Collector):
         delivered = CounterMetricFamily(
             "slokit_gateway_events_delivered", "Events delivered to the store.", labels=["kind"]
         )
+        lag = GaugeMetricFamily(
+            "slokit_gateway_event_loop_lag_seconds",
+            "How late the gateway's event loop runs its timers (average): its own delay,"
+            " taken off the latency its concurrency limiter learns from.",
+        )
+        lag.add_metric([], s.get("loop_lag_ms", 0.0) / 1000.0)
         for kind, n in s.get("dropped", {}).items():
             dropped.add_metric([kind], n)
         for kind, n in s.get("delivered", {}).items():
             delivered.add_metric([kind], n)
         yield from (
+            lag,
             admitted,
             shed,
             limited,

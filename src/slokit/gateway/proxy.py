@@ -61,6 +61,8 @@ _HOP_RESP = frozenset(
     {b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"date", b"server"}
 )
 _RETRYABLE_STATUS = frozenset({502, 503})
+_LAG_PERIOD_S = 0.05  # the event-loop lag probe's period
+_LAG_ALPHA = 0.2  # and the weight of one probe in its average
 
 
 class _Direct:
@@ -128,6 +130,10 @@ class Gateway:
         self._seq = itertools.count()
         self.metrics.add_state(self.snapshot)
         self.protected: dict[str, bool] = {}
+        # how late the event loop runs its callbacks (EWMA): latency the gateway adds
+        # itself when short of CPU, taken off the RTT the limiter learns from
+        self.loop_lag_s = 0.0
+        self._lag_task: asyncio.Task[None] | None = None
         self._limited: dict[str, int] = {}  # 429s the gateway's own limits answered, by tier
 
     # -- life cycle --------------------------------------------------------------------
@@ -147,6 +153,8 @@ class Gateway:
         await self.pool.probe_all(self.session)
         self.pool.start(self.session)
         self.sink.start()
+        if self.admission is not None:
+            self._lag_task = loop.create_task(self._watch_loop_lag())
         max_body, live = self.config.max_body, self.connections
         if sock is not None:
             self.server = await loop.create_server(
@@ -179,6 +187,10 @@ class Gateway:
         if self.server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
         await self.pool.stop()
         await self.sink.close()
         if self.session is not None:
@@ -186,8 +198,18 @@ class Gateway:
         for client in self.clients.values():
             client.close()
 
+    async def _watch_loop_lag(self) -> None:
+        """Every `_LAG_PERIOD_S`, how much later than asked a timer fired."""
+        clock = time.perf_counter
+        while True:
+            t = clock()
+            await asyncio.sleep(_LAG_PERIOD_S)
+            lag = clock() - t - _LAG_PERIOD_S
+            self.loop_lag_s += ((lag if lag > 0.0 else 0.0) - self.loop_lag_s) * _LAG_ALPHA
+
     def snapshot(self) -> dict[str, Any]:
         s: dict[str, Any] = self.admission.snapshot() if self.admission is not None else {}
+        s["loop_lag_ms"] = self.loop_lag_s * 1000.0
         ups = s.setdefault("upstreams", {})
         for name, ok in self.pool.healthy.items():
             ups.setdefault(name, {})["healthy"] = ok
@@ -453,7 +475,8 @@ class Gateway:
             )
         finally:
             rtt = flight.head_s if flight.head_s is not None else time.perf_counter() - t_up
-            flight.permit.release(rtt, ok)
+            lag = self.loop_lag_s  # the gateway's own delay is not the upstream's queueing
+            flight.permit.release(max(rtt - lag, 0.25 * rtt), ok)
 
     async def _forward(
         self,
