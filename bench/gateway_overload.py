@@ -79,10 +79,13 @@ def objectives_ms(fake_ttft_ms: float) -> dict[str, float]:
     return {t.name: t.max_queue_wait_ms + fake_ttft_ms for t in DEFAULT_TIERS}
 
 
-def write_config(path: Path) -> dict[str, str]:
-    """A gateway config with one key per default tier; returns tier -> key."""
+def write_config(path: Path, admission: str = "") -> dict[str, str]:
+    """A gateway config with one key per default tier (and `admission`, a YAML mapping,
+    when given); returns tier -> key."""
     keys = {tier: f"sk-bench-{tier}-{os.urandom(6).hex()}" for tier in TIERS}
     lines = ["apiVersion: slokit/v1", "kind: gateway", "keys:"]
+    if admission:
+        lines.insert(2, f"admission: {admission}")
     for tier, key in keys.items():
         lines.append(f"  - {{sha256: {hash_key(key)}, tenant: tenant-{tier}, tier: {tier}}}")
     path.write_text("\n".join(lines) + "\n")
@@ -302,7 +305,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     old_affinity = os.sched_getaffinity(0)
     with tempfile.TemporaryDirectory(prefix="gw-overload-") as t:
         tmp = Path(t)
-        keys = write_config(tmp / "gateway.yaml")
+        keys = write_config(tmp / "gateway.yaml", args.admission)
         with (
             fake_llm(tmp, *fake_args) as fake,
             gateway(tmp, fake, config=tmp / "gateway.yaml") as gw,
@@ -435,6 +438,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--mix", default=MIX, help=f"tier shares (default {MIX})")
     ap.add_argument("--timeout", type=float, default=30.0, help="client timeout per request")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--admission",
+        default="",
+        help="the gateway's `admission:` settings, a YAML mapping such as "
+        "'{tolerance: 1.5, queue_size: null}' (default: the gateway's defaults)",
+    )
     ap.add_argument("--cpus", default="1", help="pin the load client ('' for none)")
     ap.add_argument(
         "--attempts", type=int, default=2, help="re-run (fresh servers) while disturbed"

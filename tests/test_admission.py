@@ -152,6 +152,28 @@ def test_slow_start_doubles_on_samples_taken_at_the_limit_until_queueing_shows()
     assert grown[-1] > shrunk[-1] and max(steps) <= 0.2 * math.sqrt(100) + 1, steps
 
 
+def test_slow_start_with_start_times_doubles_once_a_round_and_only_when_busy() -> None:
+    lim = GradientLimiter(LimiterConfig(initial_limit=8, max_limit=100, slow_start=True))
+    assert lim.in_slow_start
+    lim.on_sample(0.1, 5, 1.0, started_at=0.9)  # 5 of 8 in flight: not busy enough
+    assert lim.limit == 8
+    lim.on_sample(0.1, 6, 1.1, started_at=1.0)  # 6 of 8 (three quarters): doubles
+    assert lim.limit == 16
+    lim.on_sample(0.1, 16, 1.2, started_at=1.05)  # started before that doubling: waits
+    assert lim.limit == 16
+    lim.on_sample(0.1, 12, 1.4, started_at=1.15)  # started after it, 12 of 16: doubles
+    assert lim.limit == 32
+
+
+def test_queueing_in_the_first_samples_does_not_end_slow_start() -> None:
+    """The first requests on new connections are slow: no verdict before `warmup`."""
+    lim = GradientLimiter(LimiterConfig(initial_limit=8, max_limit=100, slow_start=True))
+    rtts = [0.05, 0.05, 0.2, 0.3, 0.4]  # rising fast, but only 5 samples
+    for i, rtt in enumerate(rtts):
+        lim.on_sample(rtt, lim.limit, 1.0 + i)
+    assert lim.in_slow_start and lim.limit >= 8
+
+
 def test_slow_start_comes_back_after_an_idle_reset() -> None:
     lim = GradientLimiter(
         LimiterConfig(initial_limit=8, max_limit=100, slow_start=True, idle_reset_s=60)
@@ -479,6 +501,30 @@ def test_the_service_rate_comes_from_how_long_permits_are_held_not_the_rtt() -> 
         held[1].release(0.1, True)
 
     run(main())
+
+
+def test_no_predicted_wait_shedding_while_the_limit_is_still_in_slow_start() -> None:
+    """200 streams arriving at once at a limit of 8 that has not met the upstream's
+    capacity yet: they wait (the limit doubles each round trip), none is refused."""
+
+    async def main() -> tuple[dict[str, Any], list[str]]:
+        now = [0.0]
+        config = LimiterConfig(initial_limit=2, min_limit=1, max_limit=64, slow_start=True)
+        adm = Admission(TIERS, ["a"], config, clock=lambda: now[0])
+        first = [await adm.admit("silver"), await adm.admit("silver")]
+        now[0] = 1.0
+        first[0].release(0.1, True)  # held 1 s: without slow start, 2 requests/s
+        c = Clients(adm)
+        for i in range(20):
+            c.send("silver", f"s{i}")  # 20 / 2 per s = 10 s > silver's 2 s, in steady state
+        await settle()
+        snap = adm.snapshot()
+        first[1].release(0.1, True)
+        return snap, c.log
+
+    snap, log = run(main())
+    assert not any("predicted_wait" in entry for entry in log), log
+    assert snap["queued"]["silver"] >= 18
 
 
 def test_a_tier_that_higher_tiers_leave_no_room_for_is_shed_on_arrival() -> None:

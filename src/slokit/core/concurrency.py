@@ -38,10 +38,13 @@ LLM upstreams:
 
 - `slow_start`: as in TCP, the limit doubles per round until queueing first shows
   (the gradient falls below 1), then follows the rule above; it only doubles on a sample
-  that ran with at least the current limit in flight, so each doubling is seen in the
-  latency before the next. Starting low and doubling reaches a large upstream in a few
-  round trips without first flooding a small one, which an initial limit far above its
-  capacity does for as long as the excess takes to drain.
+  of a request that ran with at least three quarters of the limit in flight and started
+  after the last doubling (without start times: with the whole limit in flight), so
+  each doubling is seen in the latency before the next, and it ends only once `warmup`
+  samples have set a baseline (the first requests on new connections are slow).
+  Starting low and doubling reaches a large upstream in a few round trips without first
+  flooding a small one, which an initial limit far above its capacity does for as long
+  as the excess takes to drain.
 - `decrease_smoothing`: the smoothing used when the target is below the limit, so that
   queueing is answered faster than headroom is taken (Envoy's filter does not smooth at
   all).
@@ -63,6 +66,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+# slow start doubles only on a request that ran with this share of the limit in flight
+# (reservations for higher tiers may keep the rest free)
+_SLOW_START_BUSY = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,7 @@ class GradientLimiter:
 
     __slots__ = (
         "_alpha_short",
+        "_doubled_at",
         "_estimate",
         "_last",
         "_long",
@@ -143,10 +151,17 @@ class GradientLimiter:
         self._last = 0.0
         self._next_update = -math.inf
         self._slow = self.config.slow_start
+        self._doubled_at = -math.inf
 
     @property
     def limit(self) -> int:
         return int(self._estimate)
+
+    @property
+    def in_slow_start(self) -> bool:
+        """True until queueing first shows (always False without `slow_start`): the
+        limit says nothing yet about what the upstream can take."""
+        return self._slow
 
     @property
     def estimate(self) -> float:
@@ -160,9 +175,17 @@ class GradientLimiter:
     def long_rtt_s(self) -> float:
         return self._long
 
-    def on_sample(self, rtt_s: float, in_flight: int, now: float, dropped: bool = False) -> int:
+    def on_sample(
+        self,
+        rtt_s: float,
+        in_flight: int,
+        now: float,
+        dropped: bool = False,
+        started_at: float | None = None,
+    ) -> int:
         """Take one completed request: its round-trip time, the number in flight when
-        it started, and the time it completed. Returns the new limit."""
+        it started, the time it completed and (optionally) the time it started, on the
+        same clock. Returns the new limit."""
         c = self.config
         n = self._n
         if n and now - self._last > c.idle_reset_s:
@@ -200,14 +223,22 @@ class GradientLimiter:
         gradient = (c.tolerance * self._long + c.slack_s) / self._short
         if gradient >= 1.0:
             if self._slow:
-                if in_flight < limit:
-                    return int(limit)  # slow start: grow on samples taken at the limit
+                # slow start: double on a sample that saw the last doubling, i.e. one that
+                # started after it (or, without start times, ran with the limit in flight)
+                if in_flight < (limit if started_at is None else _SLOW_START_BUSY * limit) or (
+                    started_at is not None and started_at < self._doubled_at
+                ):
+                    return int(limit)
                 new = min(2.0 * limit, float(c.max_limit))
                 self._estimate = new
+                self._doubled_at = now
                 return int(new)
             gradient = 1.0
         else:
-            self._slow = False
+            if self._slow:
+                if n <= c.warmup:
+                    return int(limit)  # the baseline is a few samples old: no verdict yet
+                self._slow = False
             if gradient < c.min_gradient:
                 gradient = c.min_gradient
         queue = math.sqrt(limit) if c.queue_size is None else c.queue_size

@@ -256,7 +256,7 @@ class Admission:
             held = now - granted
             u.hold_s = held if u.hold_s == 0.0 else u.hold_s + (held - u.hold_s) * _HOLD_ALPHA
         if rtt_s > 0.0 or not ok:
-            u.limit = u.limiter.on_sample(rtt_s, started, now, not ok)
+            u.limit = u.limiter.on_sample(rtt_s, started, now, not ok, granted)
         if self._queue.total:
             self._dispatch(u)
 
@@ -377,9 +377,12 @@ class Admission:
 
     def _rate(self, ups: tuple[_Upstream, ...]) -> float:
         """Requests per second the upstreams complete: max(limit, in flight) / the time
-        a permit is held, each (Little's law)."""
+        a permit is held, each (Little's law). 0 (unknown: no prediction, no shedding on
+        it) while a limiter is in slow start, as its limit doubles every round trip."""
         rate = 0.0
         for u in [u for u in ups if u.up] or ups:
+            if u.limiter.in_slow_start:
+                return 0.0
             if u.hold_s > 0:
                 rate += max(u.limit, u.in_flight) / u.hold_s
         return rate
