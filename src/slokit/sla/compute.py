@@ -1,9 +1,10 @@
 """Contracts -> per-minute counts from the store -> each contract's own measurement
 method -> uptime, tier and credit, with the exclusions that were applied and why.
 
-Contracts that measure the same way (same services, routes, models, outcomes,
-exclusions and latency target) share one DuckDB scan grouped by customer and minute,
-so a hundred customers' month reads the events once, not a hundred times.
+Contracts that measure the same way share one scan of the store (`counts.scan`), so a
+hundred customers' month reads the events once, not a hundred times. The month's fee
+is fixed, a fees file's row for the month, or billed from usage, which the same scan
+sums.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,8 +21,9 @@ import numpy as np
 from slokit.core import sla
 from slokit.core.exclusions import mask
 from slokit.core.windows import from_minute, to_minute
-from slokit.errors import InputError
+from slokit.errors import InputError, SpecError
 from slokit.sla.contract import Contract
+from slokit.sla.counts import latency_target, scan, signature
 from slokit.store.duckdb_store import DuckDBStore
 
 
@@ -33,6 +36,7 @@ class SLAResult:
     as_of: datetime  # end of the measured part (the month's end, or now)
     measurement: sla.Measurement
     credit: sla.Credit
+    fee: sla.Fee  # the month's fee the credit is a percent of
     requests: dict[str, float]  # counted, failed, and each kind of excluded request
     exclusions: list[dict[str, Any]]  # every exclusion considered, applied or not, and why
     projection: dict[str, Any] | None = None  # for a month in progress
@@ -44,6 +48,7 @@ class SLAResult:
 
     def to_dict(self) -> dict[str, Any]:
         c, m, cr = self.contract, self.measurement, self.credit
+        starts = _iso_utc([p.start for p in m.periods])
         return {
             "contract": c.name,
             "customer": c.customer,
@@ -64,7 +69,8 @@ class SLAResult:
             "tier": None if cr.tier is None else {"below": cr.tier.below, "credit": cr.tier.credit},
             "credit_percent": cr.percent,
             "credit": float(cr.amount),
-            "fee": c.fee,
+            "fee": float(self.fee.amount),
+            "fee_source": self.fee.source,
             "currency": c.currency,
             "credit_steps": list(cr.steps),
             "claim_deadline": from_minute(
@@ -74,14 +80,16 @@ class SLAResult:
             "exclusions": self.exclusions,
             "downtime": [
                 {
-                    "start": from_minute(p.start).isoformat(),
-                    "minutes": p.minutes,
-                    "requests": p.requests,
-                    "failed": p.failed,
-                    "error_rate": p.error_rate,
-                    "excluded_minutes": p.excluded_minutes,
+                    "start": start,
+                    "minutes": minutes,
+                    "requests": requests,
+                    "failed": failed,
+                    "error_rate": rate,
+                    "excluded_minutes": excluded,
                 }
-                for p in m.periods
+                for start, (_, minutes, requests, failed, rate, excluded) in zip(
+                    starts, m.periods, strict=True
+                )
             ],
             "daily": [
                 {
@@ -95,6 +103,13 @@ class SLAResult:
         }
 
 
+def _iso_utc(minutes: list[int]) -> list[str]:
+    """`from_minute(m).isoformat()` of many epoch minutes at once: a month's evidence can
+    hold tens of thousands of intervals, and datetime objects cost a microsecond each."""
+    text = np.datetime_as_string(np.asarray(minutes, dtype=np.int64).astype("datetime64[m]"), "s")
+    return [f"{t}+00:00" for t in text.tolist()]
+
+
 def parse_month(text: str) -> tuple[int, int]:
     try:
         year, month = (int(x) for x in text.split("-"))
@@ -103,68 +118,6 @@ def parse_month(text: str) -> tuple[int, int]:
     except ValueError:
         raise InputError(f"month {text!r}: use YYYY-MM, like 2026-10") from None
     return year, month
-
-
-def _signature(c: Contract) -> tuple[Any, ...]:
-    return (
-        c.services,
-        c.routes,
-        c.models,
-        c.failed_outcomes,
-        c.customer_outcomes,
-        c.preview_models,
-        c.preview_routes,
-        c.ignored_backoff,
-    )
-
-
-def _latency_target(c: Contract) -> tuple[str, float] | None:
-    if c.latency_threshold_ms is None:
-        return None
-    return (c.latency_field, float(c.latency_threshold_ms))
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-    return f"{column} IN ({quoted})"
-
-
-def _counts_sql(c: Contract, targets: list[tuple[str, float] | None]) -> str:
-    """Counts per customer and minute for contracts that measure like `c`; one `slow_i`
-    column per latency target (requests not ok within it)."""
-    customer = [_in("outcome", c.customer_outcomes)] if c.customer_outcomes else []
-    preview = []
-    if c.preview_models:
-        preview.append(_in("model", c.preview_models))
-    if c.preview_routes:
-        preview.append(_in("route", c.preview_routes))
-    backoff = ["attributes['backoff_ignored'] = 'true'"] if c.ignored_backoff else []
-    # coalesce: a missing label or attribute is NULL, and NOT NULL would drop the row
-    out = f"coalesce({' OR '.join(customer + preview + backoff) or 'FALSE'}, FALSE)"
-    failed = _in("outcome", c.failed_outcomes)
-    slow = []
-    for i, target in enumerate(targets):
-        meets = "TRUE" if target is None else f"(outcome = 'ok' AND {target[0]} <= {target[1]!r})"
-        slow.append(
-            f"count(*) FILTER (WHERE NOT ({out}) AND NOT coalesce({meets}, FALSE)) AS slow_{i}, "
-        )
-    where = [_in("service", c.services)]
-    if c.routes:
-        where.append(_in("route", c.routes))
-    if c.models:
-        where.append(_in("model", c.models))
-    return (
-        "SELECT tenant, CAST(epoch(ts) // 60 AS BIGINT) AS minute, "
-        f"count(*) FILTER (WHERE NOT ({out})) AS total, "
-        f"count(*) FILTER (WHERE NOT ({out}) AND {failed}) AS failed, "
-        + "".join(slow)
-        + f"count(*) FILTER (WHERE {' OR '.join(customer) or 'FALSE'}) AS customer_caused, "
-        f"count(*) FILTER (WHERE coalesce({' OR '.join(preview) or 'FALSE'}, FALSE)) AS preview, "
-        f"count(*) FILTER (WHERE coalesce({' OR '.join(backoff) or 'FALSE'}, FALSE)) "
-        "AS ignored_backoff "
-        f"FROM request_events WHERE ts >= $lo AND ts < $hi AND {' AND '.join(where)} "
-        "AND tenant IN (SELECT unnest($customers)) GROUP BY ALL"
-    )
 
 
 def compute(
@@ -179,40 +132,39 @@ def compute(
     measured to its end); `internal` maps SLO names to objectives (percent) for the
     SLO-vs-SLA buffer warning."""
     year, mon = parse_month(month)
+    # a month missing from a fees file fails before any scan
+    file_fees = {c.name: _file_fee(c, month) for c in contracts if c.fee.kind == "file"}
     groups: dict[tuple[Any, ...], list[Contract]] = defaultdict(list)
     for c in contracts:
-        groups[_signature(c)].append(c)
+        groups[signature(c)].append(c)
     results: dict[str, SLAResult] = {}
     for members in groups.values():
         spans = {c.name: sla.month_minutes(year, mon, ZoneInfo(c.timezone)) for c in members}
         lo = min(s[0] for s in spans.values())
         hi = max(s[1] for s in spans.values())
-        targets = list(dict.fromkeys(_latency_target(c) for c in members))
-        rows = store.query(
-            _counts_sql(members[0], targets),
-            {
-                "lo": from_minute(lo),
-                "hi": from_minute(hi),
-                "customers": [c.customer for c in members],
-            },
-        )
-        by_customer = _split(rows)
+        targets = list(dict.fromkeys(t for c in members if (t := latency_target(c))))
+        usage = any(c.fee.kind == "usage" for c in members)
+        by_customer = scan(store, members, lo, hi, targets, usage=usage)
         for c in members:
             mine = by_customer.get(c.customer)
-            if mine is not None:  # this contract's latency target
-                mine = {**mine, "slow": mine[f"slow_{targets.index(_latency_target(c))}"]}
-            results[c.name] = _one(c, month, spans[c.name], mine, now, internal)
+            target = latency_target(c)
+            if mine is not None and target is not None:  # this contract's latency target
+                mine = {**mine, "slow": mine[f"slow_{targets.index(target)}"]}
+            fee = file_fees.get(c.name)
+            results[c.name] = _one(c, month, spans[c.name], mine, now, internal, fee)
     return [results[c.name] for c in contracts]
 
 
-def _split(rows: Any) -> dict[str, dict[str, np.ndarray]]:
-    cols = {name: rows.column(name).to_numpy(zero_copy_only=False) for name in rows.column_names}
-    out: dict[str, dict[str, np.ndarray]] = {}
-    tenants = cols.pop("tenant")
-    for tenant in np.unique(tenants):
-        pick = tenants == tenant
-        out[str(tenant)] = {k: v[pick] for k, v in cols.items()}
-    return out
+def _file_fee(c: Contract, month: str) -> sla.Fee:
+    row = dict(c.fee.months).get(month)
+    if row is None:
+        by_contract = c.fee.key == "contract"
+        who = c.name if by_contract else c.customer
+        named = f"contract {c.name!r}" if by_contract else f"customer {who!r} (contract {c.name!r})"
+        raise SpecError(
+            f"{c.fee.file}: no fee for {named} in {month}: add a row `{who},{month},AMOUNT`"
+        )
+    return sla.Fee(row.fee, f"fees file {c.fee.path}, line {row.line}")
 
 
 def _one(
@@ -222,19 +174,26 @@ def _one(
     rows: dict[str, np.ndarray] | None,
     now: datetime | None,
     internal: dict[str, float] | None,
+    file_fee: sla.Fee | None = None,
 ) -> SLAResult:
     lo, hi = span
     cut = hi if now is None else max(lo, min(hi, to_minute(now)))
     n = cut - lo
     arrays: dict[str, np.ndarray] = {k: np.zeros(n) for k in ("total", "failed", "slow")}
     removed = {"customer_caused": 0.0, "preview": 0.0, "ignored_backoff": 0.0}
+    covered, unpriced, cost = 0, 0, Decimal(0)  # for a fee from usage
     if rows is not None and n > 0:
         inside = (rows["minute"] >= lo) & (rows["minute"] < cut)
         idx = (rows["minute"][inside] - lo).astype(np.int64)
-        for k in arrays:
-            arrays[k] = np.bincount(idx, weights=rows[k][inside].astype(float), minlength=n)
+        for k in arrays:  # `slow` is there for a contract with a latency target
+            if k in rows:
+                arrays[k] = np.bincount(idx, weights=rows[k][inside].astype(float), minlength=n)
         for k in removed:
             removed[k] = float(rows[k][inside].sum())
+        if c.fee.kind == "usage":
+            covered = int(rows["covered"][inside].sum())
+            unpriced = int(rows["unpriced"][inside].sum())
+            cost = sum(rows["cost"][inside].tolist(), Decimal(0))
     counted = [m.exclusion for m in c.maintenance if m.counts]
     excluded = mask(counted, lo, cut) if counted else np.zeros(n, dtype=bool)
     for inc in c.incidents:
@@ -245,8 +204,21 @@ def _one(
     counts = sla.MinuteCounts(lo, arrays["total"], arrays["failed"], arrays["slow"], excluded)
     days = sla.local_days(lo, cut, tz)
     measurement = measure(c, counts, days)
+    if c.fee.kind == "usage":
+        fee = sla.usage_fee(
+            cost,
+            covered,
+            unpriced,
+            markup=c.fee.markup,
+            minimum=c.fee.minimum,
+            currency=c.currency,
+        )
+    elif file_fee is not None:
+        fee = file_fee
+    else:
+        fee = sla.Fee(Decimal(repr(c.fee.amount)), "fixed monthly fee")
     credit = sla.credit_for(
-        measurement.uptime, list(c.credits), c.fee, minimum_credit=c.minimum_credit
+        measurement.uptime, list(c.credits), fee.amount, minimum_credit=c.minimum_credit
     )
     in_excluded = excluded.astype(bool)
     requests = {
@@ -263,11 +235,18 @@ def _one(
         as_of=from_minute(cut).astimezone(tz),
         measurement=measurement,
         credit=credit,
+        fee=fee,
         requests=requests,
         exclusions=_exclusion_notes(c, lo, cut, removed),
     )
+    if unpriced:
+        result.warnings.append(
+            f"{unpriced:,} of the {covered:,} covered requests had no price "
+            "(cost_usd empty) and count as 0 in the usage fee: price requests as they are "
+            "stored with `slokit ingest --prices FILE`"
+        )
     if cut < hi:
-        result.projection = _projection(c, measurement, credit, cut - lo, hi - lo)
+        result.projection = _projection(c, measurement, credit, fee, cut - lo, hi - lo)
     if internal is not None and c.internal_slo is not None:
         objective = internal.get(c.internal_slo)
         if objective is None:
@@ -337,13 +316,13 @@ def _exclusion_notes(
 
 
 def _projection(
-    c: Contract, m: sla.Measurement, credit: sla.Credit, elapsed: int, length: int
+    c: Contract, m: sla.Measurement, credit: sla.Credit, fee: sla.Fee, elapsed: int, length: int
 ) -> dict[str, Any]:
     """At the current rate the month ends where it stands; at best, every remaining
     minute is perfect."""
     share = elapsed / length if length else 1.0
     best = 100.0 - (100.0 - m.uptime) * share
-    at_best = sla.credit_for(best, list(c.credits), c.fee, minimum_credit=c.minimum_credit)
+    at_best = sla.credit_for(best, list(c.credits), fee.amount, minimum_credit=c.minimum_credit)
     return {
         "elapsed_share": round(share, 6),
         "uptime_at_current_rate": round(m.uptime, 6),
@@ -352,6 +331,6 @@ def _projection(
         "best_case_credit": float(at_best.amount),
         "summary": (
             f"at the current rate, credits at risk this month: {float(credit.amount):,.2f} "
-            f"{c.currency} ({credit.percent:g}% of {c.fee:,.2f})"
+            f"{c.currency} ({credit.percent:g}% of {fee.amount:,.2f})"
         ),
     }

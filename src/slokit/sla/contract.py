@@ -14,8 +14,8 @@ dataclasses the SLA computation reads.
           - {below: 99.9, credit: 10}
           - {below: 99.0, credit: 25}
           - {below: 95.0, credit: 100}
-        fee: 12000
-        currency: USD
+        fee: 12000                     # or {from: usage, markup: 20, minimum: 500}
+        currency: USD                  #   or {from: file, path: fees.csv}
         timezone: UTC
 """
 
@@ -32,6 +32,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from slokit.core.durations import parse_minutes
 from slokit.core.exclusions import Exclusion
 from slokit.errors import SpecError
+from slokit.sla.fees import FeeFile, FeeRow, read_fee_file
 from slokit.spec import v1
 from slokit.spec.load import (
     Path_,
@@ -128,6 +129,52 @@ class ContractExclusions(v1.Strict):
     ignored_backoff: bool = True  # requests with attributes.backoff_ignored = true
 
 
+FEE_FORMS = (
+    "a fee is an amount (`fee: 12000`), billed from usage "
+    "(`fee: {from: usage, markup: 20, minimum: 500}`) or read from a fees file "
+    "(`fee: {from: file, path: fees.csv}`)"
+)
+FEE_FIELDS = {"fixed": ("amount",), "usage": ("markup", "minimum"), "file": ("path",)}
+
+
+class FeeSpec(v1.Strict):
+    """`fee: 12000` is short for `{from: fixed, amount: 12000}`."""
+
+    from_: Literal["fixed", "usage", "file"] = Field(alias="from")
+    amount: float | None = Field(default=None, ge=0)  # fixed
+    markup: float | None = Field(default=None, ge=0)  # usage: percent over the cost
+    minimum: float | None = Field(default=None, ge=0)  # usage: the least billed
+    path: Annotated[str, Field(min_length=1)] | None = None  # file: relative to this file
+
+    @model_validator(mode="after")
+    def _check(self) -> FeeSpec:
+        allowed = FEE_FIELDS[self.from_]
+        for name in ("amount", "markup", "minimum", "path"):
+            if getattr(self, name) is not None and name not in allowed:
+                raise ValueError(f"`{name}` does not go with `from: {self.from_}`; {FEE_FORMS}")
+        if self.from_ == "fixed" and self.amount is None:
+            raise ValueError(f"`from: fixed` needs `amount`; {FEE_FORMS}")
+        if self.from_ == "file" and self.path is None:
+            raise ValueError(
+                "`from: file` needs `path`, a CSV with the columns contract (or customer), "
+                "month and fee"
+            )
+        return self
+
+
+def _fee_shorthand(value: Any) -> Any:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"from": "fixed", "amount": value}
+    if isinstance(value, str):
+        try:
+            return {"from": "fixed", "amount": float(value)}
+        except ValueError:
+            pass
+    raise ValueError(f"{FEE_FORMS}; got {value!r}")
+
+
 class ContractV1(v1.Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
     customer: Annotated[str, Field(min_length=1)]
@@ -140,7 +187,7 @@ class ContractV1(v1.Strict):
     credits: list[CreditTier] = Field(min_length=1)
     minimum_credit: float = Field(default=0.0, ge=0)
     claim_deadline: v1.Duration = "30d"
-    fee: float = Field(ge=0)
+    fee: Annotated[FeeSpec, BeforeValidator(_fee_shorthand)]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     timezone: str = "UTC"
     exclusions: ContractExclusions = ContractExclusions()
@@ -189,6 +236,20 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True)
+class FeeSource:
+    """Where the month's fee comes from."""
+
+    kind: str  # "fixed", "usage" or "file"
+    amount: float = 0.0  # fixed
+    markup: float = 0.0  # usage: percent over the cost
+    minimum: float = 0.0  # usage
+    path: str | None = None  # file: as the contract names it (shown in reports)
+    file: str | None = None  # file: where it was read (named in errors)
+    key: str = "contract"  # file: rows name the contract, or its customer
+    months: tuple[tuple[str, FeeRow], ...] = ()  # file: this contract's rows
+
+
+@dataclass(frozen=True)
 class Contract:
     name: str
     customer: str
@@ -196,7 +257,7 @@ class Contract:
     commitment: float  # percent
     method: str
     credits: tuple[Tier, ...]
-    fee: float
+    fee: FeeSource
     currency: str = "USD"
     timezone: str = "UTC"
     routes: tuple[str, ...] = ()
@@ -231,7 +292,11 @@ def load_contracts(path: str | Path) -> list[Contract]:
     return loads_contracts(text, str(p))
 
 
-def loads_contracts(text: str, source: str = "<contracts>") -> list[Contract]:
+def loads_contracts(
+    text: str, source: str = "<contracts>", *, base: Path | None = None
+) -> list[Contract]:
+    """Contracts from YAML text; fees files are read relative to `base` (default: the
+    directory of `source`)."""
     data, lines = parse_yaml(text, source)
     if not isinstance(data, dict) or data.get("kind") != "contracts":
         raise SpecError(
@@ -244,7 +309,31 @@ def loads_contracts(text: str, source: str = "<contracts>") -> list[Contract]:
     problems = list(_check(parsed, lines))
     if problems:
         raise _error(source, problems, "contracts")
-    return [_to_model(c, source) for c in parsed.contracts]
+    fee_files = _fee_files(parsed, lines, source, Path(source).parent if base is None else base)
+    return [_to_model(c, source, fee_files) for c in parsed.contracts]
+
+
+def _fee_files(
+    f: ContractsFile, lines: dict[Path_, int], source: str, base: Path
+) -> dict[str, FeeFile]:
+    """Each fees file the contracts name, read once; one that cannot be read is named
+    with the contract line that points at it."""
+    out: dict[str, FeeFile] = {}
+    for i, c in enumerate(f.contracts):
+        path = c.fee.path
+        if c.fee.from_ != "file" or path is None or path in out:
+            continue
+        resolved = base / path
+        if not resolved.is_file():
+            where: Path_ = ("contracts", i, "fee", "path")
+            problem = (
+                _line_of(where, lines),
+                _dotted(where),
+                f"no fees file at {resolved}; `path` is relative to the contracts file",
+            )
+            raise _error(source, [problem], "contracts")
+        out[path] = read_fee_file(resolved)
+    return out
 
 
 def _check(f: ContractsFile, lines: dict[Path_, int]) -> list[tuple[int | None, str, str]]:
@@ -270,6 +359,16 @@ def _check(f: ContractsFile, lines: dict[Path_, int]) -> list[tuple[int | None, 
                     "only below what was promised",
                 )
             )
+        if c.fee.from_ == "usage" and c.currency != "USD":
+            where = (*base, "fee")
+            out.append(
+                (
+                    _line_of(where, lines),
+                    _dotted(where),
+                    f"a fee from usage sums the events' cost_usd: the contract's currency "
+                    f"must be USD, got {c.currency}",
+                )
+            )
         for j, inc in enumerate(c.exclusions.incidents):
             if inc.end <= inc.start:
                 where = (*base, "exclusions", "incidents", j, "end")
@@ -283,7 +382,26 @@ def _aware(t: datetime, tz: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=ZoneInfo(tz))
 
 
-def _to_model(c: ContractV1, source: str) -> Contract:
+def _fee(c: ContractV1, fee_files: dict[str, FeeFile]) -> FeeSource:
+    spec = c.fee
+    if spec.from_ == "usage":
+        return FeeSource("usage", markup=spec.markup or 0.0, minimum=spec.minimum or 0.0)
+    if spec.from_ == "file":
+        assert spec.path is not None
+        table = fee_files[spec.path]
+        name = c.name if table.key == "contract" else c.customer
+        return FeeSource(
+            "file",
+            path=spec.path,
+            file=table.path,
+            key=table.key,
+            months=tuple(sorted(table.months(name).items())),
+        )
+    assert spec.amount is not None
+    return FeeSource("fixed", amount=spec.amount)
+
+
+def _to_model(c: ContractV1, source: str, fee_files: dict[str, FeeFile]) -> Contract:
     m = c.measurement
     x = c.exclusions
     notice = parse_minutes(x.notice)
@@ -312,7 +430,7 @@ def _to_model(c: ContractV1, source: str) -> Contract:
         commitment=c.commitment,
         method=m.method,
         credits=tuple(Tier(t.below, t.credit) for t in c.credits),
-        fee=c.fee,
+        fee=_fee(c, fee_files),
         currency=c.currency,
         timezone=c.timezone,
         routes=tuple(c.routes),

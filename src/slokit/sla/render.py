@@ -32,6 +32,8 @@ row per exclusion considered:
     credit_percent    summary: percent of the fee credited
     credit            summary: credit amount, in `currency`
     fee, currency     summary: the month's fee
+    fee_source        summary: where the fee came from: fixed, a fees file's line, or
+                      usage (requests, their cost, markup, minimum)
     claim_deadline    summary: last moment to claim the credit
     in_progress       summary: the month is not over (`as_of` is the cut)
     as_of             summary: end of the measured part of the month
@@ -107,6 +109,7 @@ CSV_COLUMNS = [
     "credit_percent",
     "credit",
     "fee",
+    "fee_source",
     "currency",
     "claim_deadline",
     "in_progress",
@@ -144,6 +147,7 @@ def _csv_rows(r: Result) -> Iterator[dict[str, Any]]:
         "tier_below": tier.get("below"),
         "tier_credit": tier.get("credit"),
         **{k: r[k] for k in ("credit_percent", "credit", "fee", "currency", "claim_deadline")},
+        "fee_source": r.get("fee_source"),
         "in_progress": r["in_progress"],
         "as_of": r["as_of"],
     }
@@ -356,6 +360,11 @@ def _summary(r: Result) -> str:
         else f"uptime below {tier['below']:g}% → {tier['credit']:g}% of the monthly fee"
     )
     period = f"{_e(r['month'])}: {_when(r['start'])} – {_when(r['end'])}"
+    fee = (
+        [("Monthly fee", _e(f"{_money(r['fee'], cur)} ({r['fee_source']})"))]
+        if r.get("fee_source")
+        else []
+    )
     if r["in_progress"]:
         period += f' <span class="badge progress">in progress, as of {_when(r["as_of"])}</span>'
     return _kv(
@@ -370,6 +379,7 @@ def _summary(r: Result) -> str:
             ("Good / total", f"{_num(r['good'])} / {_num(r['total'])} {_e(r['unit'])}"),
             ("Result", _result_badge(r)),
             ("Credit tier", _e(tier_text)),
+            *fee,
             (
                 "Credit",
                 f"<strong>{_e(_money(r['credit'], cur))}</strong> "
