@@ -54,16 +54,32 @@ def loads(text: str, source: str = "<spec>") -> model.Spec:
     return result
 
 
+# libyaml's parser when PyYAML was built with it (several times faster), else PyYAML's own
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse(text: str, loader_class: Any) -> tuple[yaml.Node | None, Any]:
+    """One parse: the node tree (for the lines) and the data built from that tree."""
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
     """The document and a map from field path to its 1-based line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{where}: not valid YAML: {problem}") from exc
+        node, data = _parse(text, _LOADER)
+    except yaml.YAMLError:
+        try:  # PyYAML's own parser says more ("..., but found '-'"): worth a second parse
+            node, data = _parse(text, yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}" if mark is not None else source
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise SpecError(f"{where}: not valid YAML: {problem}") from exc
     lines: dict[Path_, int] = {}
     if node is not None:
         _walk(node, (), lines)
