@@ -174,6 +174,35 @@ def test_queueing_in_the_first_samples_does_not_end_slow_start() -> None:
     assert lim.in_slow_start and lim.limit >= 8
 
 
+def test_slow_start_survives_one_or_two_slow_rounds_and_ends_on_the_third() -> None:
+    lim = GradientLimiter(LimiterConfig(initial_limit=8, max_limit=1000, slow_start=True))
+    feed(lim, 0.1, 12, 0.0)  # a baseline of 0.1 s; doubled on the way
+    grown = lim.limit
+    t = 10.0
+    # one sample at 2.5x: the short average stays above 1.2x the baseline for two rounds
+    holds = []
+    for rtt in (0.25, 0.1, 0.1):
+        holds.append(lim.on_sample(rtt, lim.limit, t))
+        t += 2.0
+    assert lim.in_slow_start and holds[:2] == [grown, grown]  # held, never shrank
+    for _ in range(3):
+        lim.on_sample(5.0, lim.limit, t)
+        t += 10.0
+    assert not lim.in_slow_start
+
+
+def test_at_capacity_only_after_queueing_showed_or_at_max_limit() -> None:
+    lim = GradientLimiter(LimiterConfig(initial_limit=20, max_limit=100))
+    feed(lim, 0.1, 20, 0.0)  # flat latency: growing, not at capacity
+    assert not lim.at_capacity(2.0)
+    feed(lim, 0.4, 5, 2.0)  # queueing: at capacity for about 10 round trips
+    last = 2.0 + 4 * 0.4
+    assert lim.at_capacity(last + 0.1)
+    assert not lim.at_capacity(last + 10 * 0.4 + 0.1)  # short RTT <= 0.4 s
+    pinned = GradientLimiter(LimiterConfig(initial_limit=8, min_limit=8, max_limit=8))
+    assert pinned.at_capacity(0.0)  # a fixed limit is the capacity the operator set
+
+
 def test_slow_start_comes_back_after_an_idle_reset() -> None:
     lim = GradientLimiter(
         LimiterConfig(initial_limit=8, max_limit=100, slow_start=True, idle_reset_s=60)

@@ -41,7 +41,8 @@ LLM upstreams:
   of a request that ran with at least three quarters of the limit in flight and started
   after the last doubling (without start times: with the whole limit in flight), so
   each doubling is seen in the latency before the next, and it ends only once `warmup`
-  samples have set a baseline (the first requests on new connections are slow).
+  samples have set a baseline (the first requests on new connections are slow) and
+  three rounds in a row showed queueing (one slow round holds the limit).
   Starting low and doubling reaches a large upstream in a few round trips without first
   flooding a small one, which an initial limit far above its capacity does for as long
   as the excess takes to drain.
@@ -67,6 +68,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# queueing seen within this many round trips means the limit is reached (`at_capacity`)
+_CONGESTED_ROUNDS = 10
+# slow start ends after this many rounds in a row with queueing
+_SLOW_START_STRIKES = 3
 # slow start doubles only on a request that ran with this share of the limit in flight
 # (reservations for higher tiers may keep the rest free)
 _SLOW_START_BUSY = 0.75
@@ -130,6 +135,7 @@ class GradientLimiter:
 
     __slots__ = (
         "_alpha_short",
+        "_congested_until",
         "_doubled_at",
         "_estimate",
         "_last",
@@ -138,6 +144,7 @@ class GradientLimiter:
         "_next_update",
         "_short",
         "_slow",
+        "_strikes",
         "config",
     )
 
@@ -151,7 +158,15 @@ class GradientLimiter:
         self._last = 0.0
         self._next_update = -math.inf
         self._slow = self.config.slow_start
+        self._strikes = 0  # consecutive rounds with queueing in slow start
         self._doubled_at = -math.inf
+        self._congested_until = -math.inf
+
+    def at_capacity(self, now: float) -> bool:
+        """True when the limit is what the upstream can take: queueing showed (a
+        gradient below 1) within the last `_CONGESTED_ROUNDS` round trips, or the limit
+        is at `max_limit`. Otherwise it is still growing (slow start, or latency flat)."""
+        return now < self._congested_until or self._estimate >= self.config.max_limit
 
     @property
     def limit(self) -> int:
@@ -222,6 +237,7 @@ class GradientLimiter:
             return int(limit)  # app-limited: the sample says nothing about more load
         gradient = (c.tolerance * self._long + c.slack_s) / self._short
         if gradient >= 1.0:
+            self._strikes = 0
             if self._slow:
                 # slow start: double on a sample that saw the last doubling, i.e. one that
                 # started after it (or, without start times, ran with the limit in flight)
@@ -236,9 +252,13 @@ class GradientLimiter:
             gradient = 1.0
         else:
             if self._slow:
-                if n <= c.warmup:
-                    return int(limit)  # the baseline is a few samples old: no verdict yet
+                self._strikes += 1
+                if n <= c.warmup or self._strikes < _SLOW_START_STRIKES:
+                    # the baseline is a few samples old, or one round was slow (new
+                    # connections, a burst): no verdict yet, the limit holds
+                    return int(limit)
                 self._slow = False
+            self._congested_until = now + _CONGESTED_ROUNDS * self._short
             if gradient < c.min_gradient:
                 gradient = c.min_gradient
         queue = math.sqrt(limit) if c.queue_size is None else c.queue_size

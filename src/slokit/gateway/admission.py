@@ -103,6 +103,7 @@ class Permit:
         "_done",
         "_granted",
         "_key",
+        "_observed",
         "_started",
         "_t",
         "_u",
@@ -121,17 +122,31 @@ class Permit:
         self._started = u.in_flight  # in flight when it started, this one included
         self._granted = adm.clock()
         self._done = False
+        self._observed = False
         self.upstream = u.name
         self.tier = adm._names[t]
         self.queue_ms = queue_ms
 
+    def observe(self, rtt_s: float) -> None:
+        """Teach the upstream's limiter this request's RTT now, before the slot is
+        released: a stream's time to first token is known long before the stream ends,
+        and the limiter should not wait the whole stream for it. Once per permit; the
+        release then gives no second sample."""
+        if self._observed or self._done or rtt_s <= 0.0:
+            return
+        self._observed = True
+        self._adm._observe(self._u, rtt_s, self._started, self._granted)
+
     def release(self, rtt_s: float, ok: bool) -> None:
         """Free the slot. `rtt_s` > 0 teaches the upstream's limiter (0: the request
-        never ran, no sample); `ok=False` counts as a drop. Later calls do nothing."""
+        never ran, no sample) unless `observe` did already; `ok=False` counts as a drop.
+        Later calls do nothing."""
         if self._done:
             return
         self._done = True
-        self._adm._release(self._u, self._t, rtt_s, ok, self._started, self._granted)
+        self._adm._release(
+            self._u, self._t, rtt_s, ok, self._started, self._granted, self._observed
+        )
 
     def __repr__(self) -> str:
         state = "released" if self._done else "held"
@@ -246,8 +261,21 @@ class Admission:
                 best, best_room = u, room
         return best
 
+    def _observe(self, u: _Upstream, rtt_s: float, started: int, granted: float) -> None:
+        before = u.limit
+        u.limit = u.limiter.on_sample(rtt_s, started, self.clock(), False, granted)
+        if u.limit > before and self._queue.total:
+            self._dispatch(u)
+
     def _release(
-        self, u: _Upstream, t: int, rtt_s: float, ok: bool, started: int, granted: float
+        self,
+        u: _Upstream,
+        t: int,
+        rtt_s: float,
+        ok: bool,
+        started: int,
+        granted: float,
+        observed: bool = False,
     ) -> None:
         u.in_flight -= 1
         u.by_tier[t] -= 1
@@ -255,7 +283,7 @@ class Admission:
         if rtt_s > 0.0:
             held = now - granted
             u.hold_s = held if u.hold_s == 0.0 else u.hold_s + (held - u.hold_s) * _HOLD_ALPHA
-        if rtt_s > 0.0 or not ok:
+        if not observed and (rtt_s > 0.0 or not ok):
             u.limit = u.limiter.on_sample(rtt_s, started, now, not ok, granted)
         if self._queue.total:
             self._dispatch(u)
@@ -378,10 +406,13 @@ class Admission:
     def _rate(self, ups: tuple[_Upstream, ...]) -> float:
         """Requests per second the upstreams complete: max(limit, in flight) / the time
         a permit is held, each (Little's law). 0 (unknown: no prediction, no shedding on
-        it) while a limiter is in slow start, as its limit doubles every round trip."""
+        it) unless every limiter is at capacity (saw queueing lately, or is at its
+        maximum): a limit still in slow start, or growing under flat latency, is not yet
+        what the upstream can take, and a prediction from it would shed for nothing."""
         rate = 0.0
+        now = self.clock()
         for u in [u for u in ups if u.up] or ups:
-            if u.limiter.in_slow_start:
+            if not u.limiter.at_capacity(now):
                 return 0.0
             if u.hold_s > 0:
                 rate += max(u.limit, u.in_flight) / u.hold_s

@@ -218,7 +218,18 @@ class _StateCollector(Collector):
             "1 when the upstream passes its health check.",
             labels=["upstream"],
         )
+        rtt = GaugeMetricFamily(
+            "slokit_gateway_upstream_rtt_seconds",
+            "The concurrency limiter's view of each upstream: its short-term and long-run"
+            " average round trip (TTFT for streams), and how long a request holds a slot.",
+            labels=["upstream", "average"],
+        )
         for name, u in s.get("upstreams", {}).items():
+            for average, key in (("short", "rtt_short_ms"), ("long", "rtt_long_ms")):
+                if key in u:
+                    rtt.add_metric([name, average], u[key] / 1000.0)
+            if "hold_ms" in u:
+                rtt.add_metric([name, "hold"], u["hold_ms"] / 1000.0)
             limit.add_metric([name], u.get("limit", 0))
             inflight.add_metric([name], u.get("in_flight", 0))
             healthy.add_metric([name], 1 if u.get("healthy", True) else 0)
@@ -254,6 +265,7 @@ class _StateCollector(Collector):
             limited,
             queue,
             limit,
+            rtt,
             inflight,
             healthy,
             protected,

@@ -75,6 +75,9 @@ class _Direct:
         self.tier = tier
         self.queue_ms = 0.0
 
+    def observe(self, rtt_s: float) -> None:
+        """Nothing to teach: without admission there is no limiter."""
+
     def release(self, rtt_s: float, ok: bool) -> None:
         """Nothing to give back: without admission there is no limiter to teach."""
 
@@ -197,6 +200,12 @@ class Gateway:
             await self.session.close()
         for client in self.clients.values():
             client.close()
+
+    def _upstream_rtt(self, rtt_s: float) -> float:
+        """The RTT the limiter learns from: the gateway's own delay (its event loop's
+        lag) is not the upstream's queueing; taken off, by at most three quarters."""
+        rest = rtt_s - self.loop_lag_s
+        return rest if rest > 0.25 * rtt_s else 0.25 * rtt_s
 
     async def _watch_loop_lag(self) -> None:
         """Every `_LAG_PERIOD_S`, how much later than asked a timer fired."""
@@ -475,8 +484,7 @@ class Gateway:
             )
         finally:
             rtt = flight.head_s if flight.head_s is not None else time.perf_counter() - t_up
-            lag = self.loop_lag_s  # the gateway's own delay is not the upstream's queueing
-            flight.permit.release(max(rtt - lag, 0.25 * rtt), ok)
+            flight.permit.release(self._upstream_rtt(rtt), ok)
 
     async def _forward(
         self,
@@ -540,11 +548,17 @@ class Gateway:
                 meter = StreamMeter(hide_usage, keep_text)
                 conn.write(head(status, out_headers, None, req.keep_alive))
                 started = True
+                observed = False
                 async for data in resp.chunks():
                     out = meter.feed(data)
                     if out:
                         conn.write(chunk(out))
                         await conn.drain()
+                    if not observed and meter.first_token is not None:
+                        # the limiter learns the TTFT now, not when the stream ends
+                        observed = True
+                        flight.head_s = meter.first_token - flight.sent
+                        flight.permit.observe(self._upstream_rtt(flight.head_s))
                 if meter.first_token is not None:
                     flight.head_s = meter.first_token - flight.sent
                 rest = meter.rest()
