@@ -2,6 +2,10 @@
 store, rollups) against DuckDB loading the same file with no checks at all
 (`INSERT INTO ... SELECT * FROM read_parquet/read_json`), in the same run.
 
+For Parquet it also measures the floor of any DuckDB-backed path: inserting the
+already read and validated Arrow table into an unchecked table of the store's
+layout, nothing else timed.
+
 Targets (issue 2): Parquet >= 1M events/s, JSONL >= 200k events/s.
 """
 
@@ -11,8 +15,11 @@ import argparse
 import json
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from slokit.demo.run import demo_spec_text
+from slokit.events.validate import validate
 from slokit.ingest import ingest_file
 from slokit.spec import loads
 from slokit.store import DuckDBStore, for_slo
@@ -42,6 +49,20 @@ def duckdb_baseline(path: str, reader: str, n: int) -> float:
     return n / t[0]
 
 
+def arrow_insert_floor(path: str) -> float:
+    table = validate(pq.read_table(path), "request").table
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=122_880))
+    db = fresh(DATA / "bench-floor.duckdb")
+    con = duckdb.connect(str(db))
+    con.execute("SET preserve_insertion_order = false")
+    con.register("validated", table)
+    con.execute("CREATE TABLE t AS SELECT *, 0::BIGINT AS _seq FROM validated LIMIT 0")
+    with timer() as t:
+        con.execute("INSERT INTO t SELECT *, 1 FROM validated")
+    con.close()
+    return table.num_rows / t[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=2_000_000)
@@ -56,6 +77,7 @@ def main() -> None:
         base = duckdb_baseline(str(path), reader, n)
         plain = slokit_ingest(str(path), with_rollups=False)
         rolled = slokit_ingest(str(path), with_rollups=True)
+        floor = arrow_insert_floor(str(path)) if fmt == "parquet" else None
         rows.append(
             {
                 "format": fmt,
@@ -64,6 +86,7 @@ def main() -> None:
                 "slokit_with_12_rollups_per_s": round(rolled),
                 "duckdb_raw_load_per_s": round(base),
                 "ratio_to_duckdb": round(plain / base, 2),
+                "arrow_insert_floor_per_s": None if floor is None else round(floor),
                 "target_per_s": target,
             }
         )
@@ -72,13 +95,14 @@ def main() -> None:
         return
     print(
         f"{'format':8} {'events':>10} {'slokit/s':>12} {'+rollups/s':>12} "
-        f"{'duckdb raw/s':>13} {'ratio':>6} {'target/s':>10}"
+        f"{'duckdb raw/s':>13} {'ratio':>6} {'insert floor/s':>15} {'target/s':>10}"
     )
     for r in rows:
+        floor_text = f"{r['arrow_insert_floor_per_s']:,}" if r["arrow_insert_floor_per_s"] else "-"
         print(
             f"{r['format']:8} {r['events']:>10,} {r['slokit_per_s']:>12,} "
             f"{r['slokit_with_12_rollups_per_s']:>12,} {r['duckdb_raw_load_per_s']:>13,} "
-            f"{r['ratio_to_duckdb']:>6} {r['target_per_s']:>10,}"
+            f"{r['ratio_to_duckdb']:>6} {floor_text:>15} {r['target_per_s']:>10,}"
         )
 
 

@@ -127,6 +127,28 @@ def test_parquet_rows_are_numbered(store: DuckDBStore, tmp_path: Path) -> None:
     assert [(r.line, r.field) for r in report.rejections] == [(2, "ts"), (3, "ttft_ms")]
 
 
+def test_parquet_rows_are_numbered_across_row_groups(
+    store: DuckDBStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slokit.events import readers
+
+    monkeypatch.setattr(readers, "PARQUET_ROWS", 4)  # row groups gathered 4 rows at a time
+    n = 10
+    table = pa.table(
+        {
+            "ts": pa.array([1762000000.0 + i for i in range(n)]),
+            "service": ["chat"] * n,
+            "outcome": ["ok"] * 6 + ["exploded"] + ["ok"] * 3,
+            "latency_ms": [float(i) for i in range(n)],
+        }
+    )
+    path = tmp_path / "e.parquet"
+    pq.write_table(table, path, row_group_size=3)
+    report = ingest_file(store, path)
+    assert (report.received, report.accepted) == (10, 9)
+    assert [(r.line, r.field) for r in report.rejections] == [(7, "outcome")]
+
+
 def test_outcome_is_derived_from_http_status_when_missing(
     store: DuckDBStore, tmp_path: Path
 ) -> None:

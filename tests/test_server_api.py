@@ -233,6 +233,37 @@ def test_ndjson_keeps_the_good_lines_and_names_each_bad_one(
     assert api.event_ids() == ["req-0001", "req-0004"]
 
 
+@pytest.mark.parametrize(
+    ("changes", "stored"),
+    [
+        pytest.param({}, ("2026-01-01 12:00:00+00:00", 200), id="the schema's own types"),
+        pytest.param(
+            {"ts": 1767268800, "http_status": "200"},
+            ("2026-01-01 12:00:00+00:00", 200),
+            id="epoch seconds and a quoted status",
+        ),
+        pytest.param(
+            {"ts": "2026-01-01T13:00:00+01:00", "http_status": 200.0},
+            ("2026-01-01 12:00:00+00:00", 200),
+            id="an offset and a whole float",
+        ),
+    ],
+)
+def test_ndjson_values_in_other_forms_are_read_like_the_schema_s_own(
+    api: Api, changes: dict[str, Any], stored: tuple[str, int]
+) -> None:
+    body = ndjson(event(1, http_status=200), event(2, **{"http_status": 200, **changes}))
+
+    response = api.post("/v1/events", content=body, headers=NDJSON)
+
+    assert response.json() == outcome(accepted=2)
+    rows = api.store.query(
+        "SELECT CAST(ts AT TIME ZONE 'UTC' AS VARCHAR) || '+00:00' AS ts, http_status "
+        "FROM request_events ORDER BY event_id"
+    ).to_pylist()
+    assert [(r["ts"], r["http_status"]) for r in rows] == [stored, stored]
+
+
 def test_ndjson_line_numbers_count_blank_lines_before_the_first_record(api: Api) -> None:
     body = b"\n\n" + ndjson(event(1), event(2, outcome="exploded")) + b"\n"
 

@@ -106,11 +106,22 @@ class _Problems:
 
 
 def _mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    # most batches are clean: one reduction answers, instead of a filled copy
+    if not pc.any(arr).as_py():
+        return np.zeros(len(arr), dtype=bool)
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _null_mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if not arr.null_count:
+        return np.zeros(len(arr), dtype=bool)
     return _mask(pc.is_null(arr))
+
+
+def _one_chunk(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
 
 
 def _parse_ts_scalar(value: Any) -> datetime | None:
@@ -136,7 +147,7 @@ def _to_timestamps(col: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
     Returns the converted column and a mask of values present but unparseable.
     """
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    col = _one_chunk(col)
     t = col.type
     if pa.types.is_timestamp(t):
         if t.tz is None:
@@ -162,7 +173,7 @@ def _to_timestamps(col: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 def _to_type(col: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
     """Cast `col` to `target`; values that do not cast become null and are flagged."""
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    col = _one_chunk(col)
     if col.type == target:
         return col, np.zeros(len(col), dtype=bool)
     if pa.types.is_boolean(target) and (
@@ -199,7 +210,7 @@ def _to_type(col: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.Array, np.nd
 
 
 def _as_text(col: pa.Array | pa.ChunkedArray) -> pa.Array:
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    col = _one_chunk(col)
     if pa.types.is_struct(col.type) or pa.types.is_list(col.type) or pa.types.is_map(col.type):
         return pa.array([None if v is None else _text(v) for v in col.to_pylist()], pa.string())
     return col if pa.types.is_string(col.type) else col.cast(pa.string())

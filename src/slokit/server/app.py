@@ -358,7 +358,7 @@ def _fast_ndjson(body: bytes, content_type: str, kind: str) -> Validated | None:
     ):
         return None
     n_lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-    table = read_ndjson_block(body, n_lines)
+    table = read_ndjson_block(body, n_lines, kind)
     if table is None:
         return None
     return validate(table, kind, lines=np.arange(1, n_lines + 1))
