@@ -556,6 +556,26 @@ def test_no_predicted_wait_shedding_while_the_limit_is_still_in_slow_start() -> 
     assert snap["queued"]["silver"] >= 18
 
 
+def test_observe_teaches_the_limiter_at_once_and_release_adds_no_second_sample() -> None:
+    async def main() -> None:
+        now = [0.0]
+        adm = Admission(TIERS, ["a"], LimiterConfig(initial_limit=4), clock=lambda: now[0])
+        p = await adm.admit("gold")
+        now[0] = 0.1
+        p.observe(0.1)  # the first token: the limiter learns 0.1 s now
+        lim = adm._ups["a"].limiter
+        assert lim.short_rtt_s == 0.1
+        now[0] = 3.0
+        p.release(0.1, True)  # the stream ends: no second sample, but the hold is 3 s
+        assert lim.short_rtt_s == 0.1 and lim.long_rtt_s == 0.1
+        assert adm.snapshot()["upstreams"]["a"]["hold_ms"] == 3000.0
+        q = await adm.admit("gold")
+        q.release(0.3, True)  # never observed: the release teaches it
+        assert lim.short_rtt_s > 0.1
+
+    run(main())
+
+
 def test_a_tier_that_higher_tiers_leave_no_room_for_is_shed_on_arrival() -> None:
     async def main() -> list[str]:
         now = [0.0]

@@ -207,6 +207,8 @@ class GradientLimiter:
             n = 0  # a stale baseline: learn it again
             self._next_update = -math.inf
             self._slow = c.slow_start
+            self._strikes = 0
+            self._doubled_at = -math.inf
         if rtt_s > 0.0 and not (dropped and n and rtt_s < self._long):
             if n == 0:
                 self._short = self._long = rtt_s

@@ -21,6 +21,7 @@ dataclasses the SLA computation reads.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -168,10 +169,8 @@ def _fee_shorthand(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return {"from": "fixed", "amount": value}
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return {"from": "fixed", "amount": float(value)}
-        except ValueError:
-            pass
     raise ValueError(f"{FEE_FORMS}; got {value!r}")
 
 
