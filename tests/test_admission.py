@@ -203,6 +203,16 @@ def test_at_capacity_only_after_queueing_showed_or_at_max_limit() -> None:
     assert pinned.at_capacity(0.0)  # a fixed limit is the capacity the operator set
 
 
+def test_slow_start_does_not_double_on_a_sample_that_itself_queued() -> None:
+    lim = GradientLimiter(LimiterConfig(initial_limit=8, max_limit=1000, slow_start=True))
+    feed(lim, 0.1, 12, 0.0)
+    grown = lim.limit
+    # 0.2 s: twice the baseline, while the short average (about 0.118 s) is still
+    # within 1.2x of it; the doubling waits
+    assert lim.on_sample(0.2, grown, 10.0) == grown
+    assert lim.on_sample(0.1, grown, 12.0) == min(2 * grown, 1000)
+
+
 def test_slow_start_comes_back_after_an_idle_reset() -> None:
     lim = GradientLimiter(
         LimiterConfig(initial_limit=8, max_limit=100, slow_start=True, idle_reset_s=60)

@@ -42,7 +42,9 @@ LLM upstreams:
   after the last doubling (without start times: with the whole limit in flight), so
   each doubling is seen in the latency before the next, and it ends only once `warmup`
   samples have set a baseline (the first requests on new connections are slow) and
-  three rounds in a row showed queueing (one slow round holds the limit).
+  three rounds in a row showed queueing (one slow round only holds the limit); a sample
+  that itself shows queueing never doubles it, though the short average may not show it
+  yet.
   Starting low and doubling reaches a large upstream in a few round trips without first
   flooding a small one, which an initial limit far above its capacity does for as long
   as the excess takes to drain.
@@ -243,10 +245,12 @@ class GradientLimiter:
             if self._slow:
                 # slow start: double on a sample that saw the last doubling, i.e. one that
                 # started after it (or, without start times, ran with the limit in flight)
-                if in_flight < (limit if started_at is None else _SLOW_START_BUSY * limit) or (
-                    started_at is not None and started_at < self._doubled_at
+                if (
+                    in_flight < (limit if started_at is None else _SLOW_START_BUSY * limit)
+                    or (started_at is not None and started_at < self._doubled_at)
+                    or rtt_s > c.tolerance * self._long + c.slack_s
                 ):
-                    return int(limit)
+                    return int(limit)  # also when this very sample queued: the average lags
                 new = min(2.0 * limit, float(c.max_limit))
                 self._estimate = new
                 self._doubled_at = now
