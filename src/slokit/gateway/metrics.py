@@ -57,6 +57,10 @@ DURATION_BUCKETS = (
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 
 
+# the `average` label of slokit_gateway_upstream_rtt_seconds -> the admission snapshot key
+_RTT_KEYS = (("short", "rtt_short_ms"), ("long", "rtt_long_ms"), ("hold", "hold_ms"))
+
+
 class _Hist:
     """One label set of a histogram: a bisect and two additions per observation
     (prometheus_client's Histogram.observe measured 5x slower on this path)."""
@@ -225,11 +229,9 @@ class _StateCollector(Collector):
             labels=["upstream", "average"],
         )
         for name, u in s.get("upstreams", {}).items():
-            for average, key in (("short", "rtt_short_ms"), ("long", "rtt_long_ms")):
+            for average, key in _RTT_KEYS:
                 if key in u:
                     rtt.add_metric([name, average], u[key] / 1000.0)
-            if "hold_ms" in u:
-                rtt.add_metric([name, "hold"], u["hold_ms"] / 1000.0)
             limit.add_metric([name], u.get("limit", 0))
             inflight.add_metric([name], u.get("in_flight", 0))
             healthy.add_metric([name], 1 if u.get("healthy", True) else 0)

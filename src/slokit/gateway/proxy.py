@@ -559,8 +559,6 @@ class Gateway:
                         observed = True
                         flight.head_s = meter.first_token - flight.sent
                         flight.permit.observe(self._upstream_rtt(flight.head_s))
-                if meter.first_token is not None:
-                    flight.head_s = meter.first_token - flight.sent
                 rest = meter.rest()
                 if rest:
                     conn.write(chunk(rest))
