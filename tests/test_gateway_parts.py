@@ -9,6 +9,7 @@ import gzip
 from collections.abc import AsyncIterator
 
 import orjson
+import pyarrow as pa
 import pytest
 from aiohttp import web
 
@@ -18,7 +19,7 @@ from slokit.gateway.checks import run_checks, wants_json
 from slokit.gateway.client import UpstreamClient, UpstreamError, UpstreamTimeout
 from slokit.gateway.config import hash_key, loads_gateway
 from slokit.gateway.proxy import _duration, _estimate_tokens
-from slokit.gateway.sink import EventSink, to_json, to_table
+from slokit.gateway.sink import EventSink, to_arrow_stream, to_table
 from slokit.gateway.stream import StreamMeter, Usage, read_body
 
 
@@ -136,7 +137,9 @@ def test_event_table_and_json() -> None:
     assert t.column("ts")[0].as_py().timestamp() == 1_700_000_000.25
     assert t.column("attributes")[0].as_py() == [("upstream", "a")]
     assert t.column("attributes")[1].as_py() is None
-    assert orjson.loads(to_json([rec]))[0]["ts"] == "2023-11-14T22:13:20.250000Z"
+    back = pa.ipc.open_stream(to_arrow_stream([rec], "request")).read_all()
+    assert back.schema == SCHEMAS["request"]
+    assert back.to_pylist() == t.slice(0, 1).to_pylist()
 
 
 def test_sink_retries_then_delivers_and_counts_drops() -> None:

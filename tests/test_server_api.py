@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -568,6 +569,65 @@ def test_invalid_scores_and_annotations_are_rejected(
     assert response.json() == outcome(
         accepted=0, errors=({"index": 0, "line": None, "field": field, "reason": reason},)
     )
+
+
+# -- Arrow IPC bodies (gateway workers) --------------------------------------------------
+
+ARROW = {**AUTH, "content-type": "application/vnd.apache.arrow.stream"}
+NEGATIVE_LATENCY = "`latency_ms` is negative (-5.0); must be >= 0"
+UNKNOWN_MEH = f"unknown `outcome` value 'meh'; valid: {OUTCOMES}"
+
+
+def arrow_body(rows: list[dict[str, Any]]) -> bytes:
+    table = pa.Table.from_pylist(rows)
+    out = pa.BufferOutputStream()
+    with pa.ipc.new_stream(out, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(out.getvalue())
+
+
+def test_an_arrow_stream_keeps_its_good_rows_and_numbers_each_bad_one(api: Api) -> None:
+    rows = [event(1), event(2, latency_ms=-5.0), event(3, outcome="meh"), event(4)]
+
+    response = api.post("/v1/events", content=arrow_body(rows), headers=ARROW)
+
+    assert response.status_code == 200
+    assert response.json() == outcome(
+        accepted=2,
+        errors=(
+            {"index": 1, "line": 2, "field": "latency_ms", "reason": NEGATIVE_LATENCY},
+            {"index": 2, "line": 3, "field": "outcome", "reason": UNKNOWN_MEH},
+        ),
+    )
+    assert api.event_ids() == ["req-0001", "req-0004"]
+    again = api.post("/v1/events", content=arrow_body(rows[:1]), headers=ARROW)
+    assert again.json()["duplicates"] == 1
+
+
+def test_gateway_scores_arrive_as_an_arrow_stream(api: Api) -> None:
+    from slokit.gateway.sink import to_arrow_stream
+
+    score = {**GOOD_SCORE, "ts": 1_767_268_805.0, "source": "check", "comment": None}
+    body = to_arrow_stream([score, {**score, "event_id": "score-0001"}], "score")
+
+    response = api.post("/v1/scores", content=body, headers=ARROW)
+
+    assert (response.status_code, response.json()) == (200, outcome(accepted=2))
+    stored = api.store.query("SELECT event_id, name, passed FROM score_events ORDER BY 1")
+    assert stored.to_pylist() == [
+        {"event_id": "score-0000", "name": "judge.faithfulness", "passed": True},
+        {"event_id": "score-0001", "name": "judge.faithfulness", "passed": True},
+    ]
+
+
+def test_a_body_that_is_no_arrow_stream_is_400_and_the_server_keeps_serving(api: Api) -> None:
+    response = api.post("/v1/events", content=b'{"not": "arrow"}', headers=ARROW)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_arrow"
+    assert "not an Arrow IPC stream" in response.json()["error"]["message"]
+    ok = api.post("/v1/events", content=arrow_body([event(7)]), headers=ARROW)
+    assert (ok.status_code, api.event_ids()) == (200, ["req-0007"])
 
 
 # -- OTLP traces -------------------------------------------------------------------------

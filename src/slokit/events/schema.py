@@ -79,6 +79,9 @@ ANNOTATION = pa.schema(
     ]
 )
 
+# The ingest API's binary body form (gateway workers' event batches; docs/api.md)
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
 SCHEMAS: dict[str, pa.Schema] = {
     "request": REQUEST_EVENT,
     "score": SCORE_EVENT,
