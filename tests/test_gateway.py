@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import openai
 import orjson
+import pyarrow as pa
 import pytest
 
 from slokit.fakellm import config_from_dict, running_fake_llm
@@ -60,8 +61,12 @@ def running_gateway(config: GatewayConfig) -> Iterator[Running]:
 
     records: dict[str, list[dict[str, Any]]] = {"request": [], "score": []}
 
-    async def deliver(kind: str, recs: list[dict[str, Any]]) -> None:
-        records[kind].extend(recs)
+    async def deliver(kind: str, table: pa.Table) -> None:
+        for r in table.to_pylist():  # back to the proxy's own record form
+            r["ts"] = r["ts"].timestamp()
+            if kind == "request":
+                r["attributes"] = dict(r["attributes"] or [])
+            records[kind].append(r)
 
     loop = uvloop.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -101,7 +106,7 @@ keys:
 {keys}
 health_check: {health}
 timeouts: {{first_byte_s: 1.0, total_s: 5}}
-events: {{flush_interval_s: 0.05}}
+events: {{flush_interval_s: 0.05, deliver_interval_s: 0.05}}
 {extra}"""
     return loads_gateway(text, "gw.yaml")
 
@@ -460,7 +465,7 @@ tiers:
   - {{name: gold, priority: 2, max_queue_wait_ms: 500, deadline_ms: 1000}}
   - {{name: silver, priority: 1, max_queue_wait_ms: 750, deadline_ms: 1500}}
   - {{name: bronze, priority: 0, max_queue_wait_ms: 1000, deadline_ms: 2000}}
-events: {{flush_interval_s: 0.05}}
+events: {{flush_interval_s: 0.05, deliver_interval_s: 0.05}}
 """
         with running_gateway(loads_gateway(text, "gw.yaml")) as g:
 

@@ -19,7 +19,7 @@ from slokit.gateway.checks import run_checks, wants_json
 from slokit.gateway.client import UpstreamClient, UpstreamError, UpstreamTimeout
 from slokit.gateway.config import hash_key, loads_gateway
 from slokit.gateway.proxy import _duration, _estimate_tokens
-from slokit.gateway.sink import EventSink, to_arrow_stream, to_table
+from slokit.gateway.sink import EventSink, arrow_stream, to_table
 from slokit.gateway.stream import StreamMeter, Usage, read_body
 
 
@@ -137,7 +137,7 @@ def test_event_table_and_json() -> None:
     assert t.column("ts")[0].as_py().timestamp() == 1_700_000_000.25
     assert t.column("attributes")[0].as_py() == [("upstream", "a")]
     assert t.column("attributes")[1].as_py() is None
-    back = pa.ipc.open_stream(to_arrow_stream([rec], "request")).read_all()
+    back = pa.ipc.open_stream(arrow_stream(t.slice(0, 1))).read_all()
     assert back.schema == SCHEMAS["request"]
     assert back.to_pylist() == t.slice(0, 1).to_pylist()
 
@@ -150,19 +150,54 @@ async def _sink_retries() -> None:
     got: list[int] = []
     fail = [True]
 
-    async def deliver(kind: str, records: list[dict[str, object]]) -> None:
+    async def deliver(kind: str, table: pa.Table) -> None:
         if fail[0]:
             fail[0] = False
             raise RuntimeError("store away")
-        got.append(len(records))
+        got.append(table.column("event_id").to_pylist())
 
     sink = EventSink(deliver, batch=2, interval_s=0.01, buffer=3, max_backoff_s=0.05)
     for i in range(4):
-        sink.add("request", {"i": i})
+        sink.add("request", _record(i))
     assert sink.dropped["request"] == 1  # the buffer holds 3
     sink.start()
     await sink.close(timeout_s=5)
-    assert got == [2, 1] and sink.failures == 1 and sink.delivered["request"] == 3
+    assert got == [["e0", "e1"], ["e2"]] and sink.failures == 1
+    assert sink.delivered["request"] == 3 and sink.pending() == 0
+
+
+def _record(i: int) -> dict[str, object]:
+    return {"event_id": f"e{i}", "ts": 1_700_000_000.0 + i, "service": "llm", "outcome": "ok"}
+
+
+def test_sink_converts_every_round_but_delivers_in_bulk() -> None:
+    asyncio.run(_sink_bulk())
+
+
+async def _sink_bulk() -> None:
+    got: list[int] = []
+
+    async def deliver(kind: str, table: pa.Table) -> None:
+        got.append(table.num_rows)
+
+    sink = EventSink(deliver, batch=1000, interval_s=0.01, deliver_interval_s=60)
+    sink.start()
+    for i in range(50):  # over many conversion rounds
+        sink.add("request", _record(i))
+        await asyncio.sleep(0.004)
+    await asyncio.sleep(0.05)
+    assert got == [] and sink.pending() == 50
+    assert len(sink._ready["request"]) > 1  # converted round by round, not delivered
+    sink.deliver_interval_s = 0.0  # the delivery is due: one batch of everything
+    for _ in range(200):
+        if got:
+            break
+        await asyncio.sleep(0.01)
+    assert got == [50]
+    for i in range(50, 60):
+        sink.add("request", _record(i))
+    await sink.close(timeout_s=5)  # closing delivers at once
+    assert got == [50, 10] and sink.delivered["request"] == 60
 
 
 # -- the upstream client against a real server -------------------------------------------

@@ -605,10 +605,10 @@ def test_an_arrow_stream_keeps_its_good_rows_and_numbers_each_bad_one(api: Api) 
 
 
 def test_gateway_scores_arrive_as_an_arrow_stream(api: Api) -> None:
-    from slokit.gateway.sink import to_arrow_stream
+    from slokit.gateway.sink import arrow_stream, to_table
 
     score = {**GOOD_SCORE, "ts": 1_767_268_805.0, "source": "check", "comment": None}
-    body = to_arrow_stream([score, {**score, "event_id": "score-0001"}], "score")
+    body = arrow_stream(to_table([score, {**score, "event_id": "score-0001"}], "score"))
 
     response = api.post("/v1/scores", content=body, headers=ARROW)
 

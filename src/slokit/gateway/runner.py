@@ -31,7 +31,9 @@ def build(config: GatewayConfig, deliver: Deliver) -> Gateway:
     from slokit.cost import default_pricebook, load_pricebook
 
     ev = config.events
-    sink = EventSink(deliver, ev.batch, ev.flush_interval_s, ev.buffer)
+    sink = EventSink(
+        deliver, ev.batch, ev.flush_interval_s, ev.buffer, deliver_interval_s=ev.deliver_interval_s
+    )
     prices = load_pricebook(config.prices) if config.prices else default_pricebook()
     return Gateway(
         config,
