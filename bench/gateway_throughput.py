@@ -4,7 +4,9 @@ default) in front of the same fake.
 
 The gateway runs with its defaults: every event recorded (into a fresh DuckDB file, through
 the local `slokit serve` the CLI starts on `--serve-port`; with two workers they POST their
-events to it), admission control on. Reported: requests/s of each, the ratios gateway/direct
+events to it), admission control on. A reference run of two workers with
+`events: {enabled: false}` (nothing recorded; checked: no rows) shows what recording costs.
+Reported: requests/s of each, the ratios gateway/direct
 and gateway/LiteLLM (goal >= 30x), whether every response was 2xx (wrk's per-status
 counts), and that the events reached the store: after each gateway run the store's
 `slokit_store_events{kind="request"}` (GET /metrics of the local `slokit serve`) is polled
@@ -165,15 +167,20 @@ def bench_one(
     return row, answered
 
 
-def bench_gateway(tmp: Path, fake: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
-    name = f"gw{workers}"
-    with gateway(tmp, fake, workers=workers, name=name) as gw:
+def bench_gateway(
+    tmp: Path, fake: str, workers: int, args: argparse.Namespace, events: bool = True
+) -> dict[str, Any]:
+    name = f"gw{workers}" + ("" if events else "-noevents")
+    config = None
+    if not events:
+        config = tmp / f"{name}.yaml"
+        config.write_text("apiVersion: slokit/v1\nkind: gateway\nevents: {enabled: false}\n")
+    label = f"gateway x{workers}" + ("" if events else " no events")
+    with gateway(tmp, fake, workers=workers, name=name, config=config) as gw:
         before = fake_chats(fake)
-        row, answered_counted = bench_one(
-            f"gateway x{workers}", gw["url"], args, args.duration, rounds=args.rounds
-        )
+        row, answered_counted = bench_one(label, gw["url"], args, args.duration, rounds=args.rounds)
         upstream = fake_chats(fake) - before
-        stored, waited = stored_events(gw["serve_url"], upstream)
+        stored, waited = stored_events(gw["serve_url"], upstream if events else 0)
         _, metrics_text = http_get(f"{gw['url']}/metrics", timeout=10)
         text = metrics_text.decode()
         row["one_worker_metrics"] = {
@@ -199,6 +206,8 @@ def bench_gateway(tmp: Path, fake: str, workers: int, args: argparse.Namespace) 
         and stored >= upstream
         and by_outcome.get("ok", 0) >= answered_counted,
     }
+    if not events:  # the reference run: nothing may have been recorded
+        row["events"]["all_stored"] = rows == 0 and scores == 0
     log(
         f"  {'':12} events: upstream got {upstream}, wrk counted >= {answered_counted}, "
         f"store /metrics {stored} (after {waited}s), DuckDB rows {rows} {by_outcome}"
@@ -222,6 +231,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["direct"], _ = bench_one("direct", fake, args, args.duration, rounds=args.rounds)
             result["gateway_1w"] = bench_gateway(tmp, fake, 1, args)
             result["gateway_2w"] = bench_gateway(tmp, fake, 2, args)
+            if not args.no_reference:
+                result["gateway_2w_no_events"] = bench_gateway(tmp, fake, 2, args, events=False)
             if not args.no_litellm:
                 log("  starting LiteLLM's proxy (~15 s)")
                 with start_litellm(f"{fake}/v1", log_path=tmp / "litellm.log") as (_, url, key):
@@ -250,6 +261,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["rounds"] = args.rounds
     result["all_events_stored"] = g1["events"]["all_stored"] and g2["events"]["all_stored"]
     result["disturbed"] = any(r["disturbed"] for r in runs)
+    if "gateway_2w_no_events" in result:
+        ref = result["gateway_2w_no_events"]
+        result["all_2xx"] = result["all_2xx"] and ref["all_2xx"]
+        result["recording_cost_2w"] = round(1 - g2["rps"] / ref["rps"], 3)
     return result
 
 
@@ -261,7 +276,8 @@ def table(r: dict[str, Any]) -> str:
         f" {'others busy':>11}  req/s of each run (the median run is shown)",
     ]
     names = [("direct", "fake directly"), ("gateway_1w", "gateway, 1 wkr")]
-    names += [("gateway_2w", "gateway, 2 wkrs"), ("litellm", "LiteLLM, 1 wkr")]
+    names += [("gateway_2w", "gateway, 2 wkrs"), ("gateway_2w_no_events", "2 wkrs, no events")]
+    names += [("litellm", "LiteLLM, 1 wkr")]
     for key, label in names:
         x = r.get(key)
         if not x:
@@ -292,6 +308,14 @@ def table(r: dict[str, Any]) -> str:
         f"2 wkrs >= {t['rps_2w']:,} ({'met' if t['met_2w'] else 'NOT met'}); "
         f"all 2xx: {r['all_2xx']}"
     )
+    if r.get("gateway_2w_no_events"):
+        x = r["gateway_2w_no_events"]
+        lines.append(
+            f"  reference: 2 wkrs recording nothing (events.enabled: false) {x['rps']:,.0f}/s, "
+            f"so recording every event costs {1 - r['gateway_2w']['rps'] / x['rps']:.0%} of "
+            f"the 2-worker throughput; rows stored in that run: "
+            f"{x['events']['duckdb_rows'] + x['events']['duckdb_score_rows']}"
+        )
     for key in ("gateway_1w", "gateway_2w"):
         e = r[key]["events"]
         lines.append(
@@ -317,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--cpus", default="", help="pin wrk, e.g. 1 (default: not pinned)")
     ap.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
+    ap.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the reference run of 2 workers that record no events",
+    )
     args = ap.parse_args(argv)
     result = run(args)
     if args.json:

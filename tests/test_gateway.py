@@ -410,6 +410,18 @@ def test_metrics_exposition(gw: Running) -> None:
     assert httpx.get(gw.url + "/healthz").json()["healthy_upstreams"] == 1
 
 
+def test_with_events_off_nothing_is_recorded_but_metrics_count(fake: str, tmp_path: Any) -> None:
+    cfg = gateway_config([fake], tmp_path)
+    cfg = replace(cfg, events=cfg.events.model_copy(update={"enabled": False}))
+    with running_gateway(cfg) as g:
+        got = client(g).chat.completions.create(model="m-test", messages=MSG)
+        assert got.choices[0].message.content
+        text = httpx.get(g.url + "/metrics").text
+        assert 'slokit_gateway_requests_total{outcome="ok",tier="platinum"} 1.0' in text
+    # stopped: the sink delivered whatever it held before stop() returned
+    assert g.records == {"request": [], "score": []}
+
+
 def test_the_gateway_measures_its_own_event_loop_lag(gw: Running) -> None:
     """A blocked event loop shows as lag (which the limiter's samples are relieved of)."""
     assert gw.gateway.snapshot()["loop_lag_ms"] < 20.0

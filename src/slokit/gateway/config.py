@@ -137,6 +137,7 @@ class QualityV1(v1.Strict):
 
 
 class EventsV1(v1.Strict):
+    enabled: bool = True  # false: record nothing (metrics and admission still work)
     url: str | None = None  # a remote `slokit serve`; default: the local store
     token: str | None = None
     batch: int = Field(default=5000, ge=1)  # most events of one kind in one delivery

@@ -32,7 +32,12 @@ def build(config: GatewayConfig, deliver: Deliver) -> Gateway:
 
     ev = config.events
     sink = EventSink(
-        deliver, ev.batch, ev.flush_interval_s, ev.buffer, deliver_interval_s=ev.deliver_interval_s
+        deliver,
+        ev.batch,
+        ev.flush_interval_s,
+        ev.buffer,
+        deliver_interval_s=ev.deliver_interval_s,
+        enabled=ev.enabled,
     )
     prices = load_pricebook(config.prices) if config.prices else default_pricebook()
     return Gateway(

@@ -72,8 +72,10 @@ class EventSink:
         buffer: int = 100_000,
         max_backoff_s: float = 10.0,
         deliver_interval_s: float = 1.0,
+        enabled: bool = True,
     ) -> None:
         self.deliver = deliver
+        self.enabled = enabled  # off: every event is discarded (`events.enabled: false`)
         self.batch = batch  # most events of one kind in one delivery
         self.interval_s = interval_s
         self.deliver_interval_s = deliver_interval_s
@@ -90,6 +92,8 @@ class EventSink:
         self._closing = False
 
     def add(self, kind: str, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         q = self._queues[kind]
         if len(q) + self._ready_rows[kind] >= self.buffer:
             self.dropped[kind] += 1
