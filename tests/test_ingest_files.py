@@ -365,3 +365,29 @@ def test_the_block_reader_takes_over_at_the_line_after_the_fast_one_stopped(
     assert store.query("SELECT count(DISTINCT event_id) AS n FROM request_events").to_pylist() == [
         {"n": 2998}
     ]
+
+
+def test_numbers_below_zero_nan_and_infinite_are_rejected_nulls_kept() -> None:
+    from slokit.events.validate import validate
+
+    n = float("nan")
+    table = pa.table(
+        {
+            "ts": ["2026-11-01T12:00:00Z"] * 7,
+            "service": ["chat"] * 7,
+            "outcome": ["ok"] * 7,
+            "latency_ms": [0.0, 1.5, -0.1, n, float("inf"), float("-inf"), None],
+            "output_tokens": pa.array([0, -1, 3, None, 5, 6, 7], pa.int64()),
+        }
+    )
+
+    checked = validate(table, lines=list(range(1, 8)))
+
+    assert [(r.line, r.field) for r in checked.rejected] == [
+        (2, "output_tokens"),
+        (3, "latency_ms"),
+        (4, "latency_ms"),
+        (5, "latency_ms"),
+        (6, "latency_ms"),
+    ]
+    assert checked.table.column("latency_ms").to_pylist() == [0.0, None]
