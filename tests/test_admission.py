@@ -236,12 +236,87 @@ def test_decrease_smoothing_shrinks_faster_than_growth_smoothing() -> None:
     assert fast < gentle < 1.0
 
 
+def knee_limiter(knee_rounds: int) -> GradientLimiter:
+    """A limiter that has learnt a 0.1 s baseline at 16 in flight (its limit grew to 20
+    meanwhile), then saw 10 round trips at 0.2 s with 16 in flight: an upstream of
+    capacity 8 that slows every request by in_flight / 8."""
+    lim = GradientLimiter(
+        LimiterConfig(
+            initial_limit=16,
+            max_limit=100,
+            queue_size=2.0,
+            long_window_s=1e9,  # the baseline stays 0.1 s
+            decrease_smoothing=1.0,  # straight to the target: exact figures
+            knee_rounds=knee_rounds,
+        )
+    )
+    for i in range(10):
+        lim.on_sample(0.1, 16, 0.1 * i)
+    for i in range(10):
+        lim.on_sample(0.2, 16, 1.0 + 0.2 * i)
+    return lim
+
+
+def test_with_a_knee_queueing_takes_the_limit_to_the_capacity_littles_law_gives() -> None:
+    lim = knee_limiter(knee_rounds=10)
+    # 16 in flight x 0.1 s baseline / 0.1866 s short average (it lags the 0.2 s)
+    short = 0.2 - 0.1 * (9 / 11) ** 10
+    assert lim.short_rtt_s == pytest.approx(short)
+    assert lim.knee == pytest.approx(16 * 0.1 / short)
+    assert lim.limit == 8
+    # Gradient2's target, limit x gradient + queue_size, keeps it near twice that
+    plain = knee_limiter(knee_rounds=0)
+    assert plain.knee == 0.0 and plain.limit == 15
+
+
+def test_above_the_knee_the_limit_grows_slowly_until_knee_rounds_pass_without_queueing() -> None:
+    lim = knee_limiter(knee_rounds=10)
+    knee, t = lim.knee, 3.0
+    grown, capacity = [], []
+    for _ in range(40):
+        before = lim.estimate
+        lim.on_sample(0.1, lim.limit, t)
+        grown.append(round(lim.estimate - before, 6))
+        capacity.append(lim.at_capacity(t))
+        t += 0.1
+    assert lim.limit >= knee - 1
+    steps = [g for g in grown if g > 0]
+    # knee_growth (0.1) x smoothing (0.2) x queue_size (2) a round trip above the knee
+    # while it is fresh (10 round trips of the last short RTT), then the usual 0.4
+    assert steps[:8] == [0.04] * 8 and steps[-10:] == [0.4] * 10, grown
+    # a fresh knee counts as capacity even with latency flat; an old one does not
+    assert capacity[:15] == [True] * 15 and capacity[-1] is False
+
+
+def test_the_gateway_turns_the_knee_on_and_its_admission_settings_reach_the_limiter() -> None:
+    from slokit.gateway.config import loads_gateway
+    from slokit.gateway.runner import make_admission
+
+    head = 'apiVersion: slokit/v1\nkind: gateway\nupstreams: [{name: a, url: "http://h:1"}]\n'
+    default = make_admission(loads_gateway(head))._ups["a"].limiter.config
+    assert (default.knee_rounds, default.knee_growth) == (60, 0.1)
+    text = head + "admission: {knee_rounds: 0, knee_growth: 0.5}\n"
+    off = make_admission(loads_gateway(text))._ups["a"].limiter.config
+    assert (off.knee_rounds, off.knee_growth) == (0, 0.5)
+
+
+def test_an_idle_reset_forgets_the_knee() -> None:
+    lim = knee_limiter(knee_rounds=10)
+    assert lim.knee > 0
+    lim.on_sample(0.1, lim.limit, 1000.0)
+    assert lim.knee == 0.0
+
+
 def test_limiter_config_says_what_is_wrong() -> None:
     with pytest.raises(ValueError) as err:
         LimiterConfig(initial_limit=2, min_limit=4)
     assert str(err.value) == (
         "limiter: need 1 <= min_limit <= initial_limit <= max_limit, got 4, 2, 1000"
     )
+    with pytest.raises(ValueError, match=r"^limiter: knee_rounds must be >= 0, got -1$"):
+        LimiterConfig(knee_rounds=-1)
+    with pytest.raises(ValueError, match=r"^limiter: knee_growth must be in \(0, 1\], got 0$"):
+        LimiterConfig(knee_growth=0)
 
 
 # -- the pure policy -------------------------------------------------------------------

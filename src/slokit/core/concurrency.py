@@ -54,6 +54,21 @@ LLM upstreams:
 - `slack_s`: an absolute allowance added to `tolerance * long`, so that milliseconds of
   jitter on a fast upstream are not read as queueing.
 
+One more option, off by default, for an upstream that must not be stretched under a
+sustained overload (the equilibrium below keeps `tolerance` and then `queue_size` above
+its capacity, which an upstream that slows every request it runs charges to all of them):
+
+- `knee_rounds`: a knee memory, as TCP keeps `ssthresh`. When queueing shows, the limit
+  heads for the upstream's capacity as Little's law estimates it, `in_flight * long /
+  short` (the requests the upstream completes per second, `in_flight / short`, times the
+  time each takes without a queue; `in_flight` averaged over the short window, as
+  `short` is), instead of `limit * gradient + queue_size`, and remembers it as the knee.
+  For `knee_rounds` round trips from then on the limit grows past the knee by only
+  `knee_growth` of the usual step (it climbs back to it at the usual pace) and counts as
+  at capacity. So it probes above the knee slowly and falls back to it once queueing
+  shows again; an upstream that has grown shows no queueing for `knee_rounds` rounds
+  and the usual growth resumes. Slow start is unchanged (the knee is set only after it).
+
 Like Gradient2, a sustained overload lets `long` creep up over about `long_window_s`;
 the admission deadlines bound the gateway's own queue meanwhile. The equilibrium
 keeps some queue at the upstream on purpose (that is how queueing is seen): where
@@ -97,6 +112,8 @@ class LimiterConfig:
     slow_start: bool = False  # double the limit each round until queueing first shows
     slack_s: float = 0.0  # absolute RTT allowance on top of `tolerance`: jitter, not queueing
     decrease_smoothing: float | None = None  # smoothing when shrinking; None: `smoothing`
+    knee_rounds: int = 0  # round trips a knee is remembered after queueing; 0: no knee
+    knee_growth: float = 0.1  # share of the usual growth step above a remembered knee
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_limit <= self.initial_limit <= self.max_limit:
@@ -126,6 +143,10 @@ class LimiterConfig:
             raise ValueError(f"limiter: slack_s must be >= 0, got {self.slack_s}")
         if self.queue_size is not None and self.queue_size < 0:
             raise ValueError(f"limiter: queue_size must be >= 0, got {self.queue_size}")
+        if self.knee_rounds < 0:
+            raise ValueError(f"limiter: knee_rounds must be >= 0, got {self.knee_rounds}")
+        if not 0 < self.knee_growth <= 1:
+            raise ValueError(f"limiter: knee_growth must be in (0, 1], got {self.knee_growth}")
         if not 0 < self.drop_decrease <= 1:
             raise ValueError(f"limiter: drop_decrease must be in (0, 1], got {self.drop_decrease}")
 
@@ -137,9 +158,12 @@ class GradientLimiter:
 
     __slots__ = (
         "_alpha_short",
+        "_busy",
         "_congested_until",
         "_doubled_at",
         "_estimate",
+        "_knee",
+        "_knee_until",
         "_last",
         "_long",
         "_n",
@@ -163,12 +187,26 @@ class GradientLimiter:
         self._strikes = 0  # consecutive rounds with queueing in slow start
         self._doubled_at = -math.inf
         self._congested_until = -math.inf
+        self._busy = 0.0  # in flight at the samples' starts, averaged as `short` is
+        self._knee = 0.0
+        self._knee_until = -math.inf
 
     def at_capacity(self, now: float) -> bool:
         """True when the limit is what the upstream can take: queueing showed (a
-        gradient below 1) within the last `_CONGESTED_ROUNDS` round trips, or the limit
-        is at `max_limit`. Otherwise it is still growing (slow start, or latency flat)."""
-        return now < self._congested_until or self._estimate >= self.config.max_limit
+        gradient below 1) within the last `_CONGESTED_ROUNDS` round trips (or
+        `knee_rounds`, when longer), or the limit is at `max_limit`. Otherwise it is
+        still growing (slow start, or latency flat)."""
+        return (
+            now < self._congested_until
+            or now < self._knee_until
+            or self._estimate >= self.config.max_limit
+        )
+
+    @property
+    def knee(self) -> float:
+        """The capacity estimated when queueing last showed (0: none; see
+        `knee_rounds`)."""
+        return self._knee
 
     @property
     def limit(self) -> int:
@@ -211,10 +249,14 @@ class GradientLimiter:
             self._slow = c.slow_start
             self._strikes = 0
             self._doubled_at = -math.inf
+            self._knee = 0.0
+            self._knee_until = -math.inf
         if rtt_s > 0.0 and not (dropped and n and rtt_s < self._long):
             if n == 0:
                 self._short = self._long = rtt_s
+                self._busy = float(in_flight)
             else:
+                self._busy += (in_flight - self._busy) * self._alpha_short
                 short = self._short + (rtt_s - self._short) * self._alpha_short
                 long = self._long
                 if n < c.warmup:
@@ -256,6 +298,12 @@ class GradientLimiter:
                 self._doubled_at = now
                 return int(new)
             gradient = 1.0
+            if now < self._knee_until and limit >= self._knee:
+                # probing above the capacity last estimated: slowly
+                queue = math.sqrt(limit) if c.queue_size is None else c.queue_size
+                new = min(limit + c.smoothing * queue * c.knee_growth, float(c.max_limit))
+                self._estimate = new
+                return int(new)
         else:
             if self._slow:
                 self._strikes += 1
@@ -267,6 +315,16 @@ class GradientLimiter:
             self._congested_until = now + _CONGESTED_ROUNDS * self._short
             if gradient < c.min_gradient:
                 gradient = c.min_gradient
+            if c.knee_rounds:
+                # Little's law: what the upstream completes at its no-queue latency
+                knee = self._busy * self._long / self._short
+                knee = min(limit, max(knee, limit * c.min_gradient, float(c.min_limit)))
+                self._knee = knee
+                self._knee_until = now + c.knee_rounds * self._short
+                a = c.smoothing if c.decrease_smoothing is None else c.decrease_smoothing
+                new = (1.0 - a) * limit + a * knee
+                self._estimate = new
+                return int(new)
         queue = math.sqrt(limit) if c.queue_size is None else c.queue_size
         target = limit * gradient + queue
         a = c.smoothing if target >= limit or c.decrease_smoothing is None else c.decrease_smoothing

@@ -129,6 +129,11 @@ class AdmissionV1(v1.Strict):
     tolerance: float = Field(default=1.2, ge=1)
     queue_size: float | None = Field(default=2.0, ge=0)  # null: sqrt(limit), as Gradient2
     slack_ms: float = Field(default=5.0, ge=0)  # RTT change this small is jitter, not queueing
+    # knee memory: when queueing shows, the limit heads for the upstream's capacity as
+    # Little's law estimates it and, for `knee_rounds` round trips, grows past it by only
+    # `knee_growth` of the usual step (0 rounds: off, Gradient2's rule)
+    knee_rounds: int = Field(default=60, ge=0)
+    knee_growth: float = Field(default=0.1, gt=0, le=1)
 
 
 class QualityV1(v1.Strict):

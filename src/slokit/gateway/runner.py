@@ -62,6 +62,8 @@ def make_admission(config: GatewayConfig) -> Any:
         slack_s=a.slack_ms / 1000.0,
         slow_start=True,
         decrease_smoothing=0.5,
+        knee_rounds=a.knee_rounds,
+        knee_growth=a.knee_growth,
     )
     yields = {p.tier: p.yield_share for p in config.protection}
     return Admission(
