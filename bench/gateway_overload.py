@@ -79,13 +79,30 @@ def objectives_ms(fake_ttft_ms: float) -> dict[str, float]:
     return {t.name: t.max_queue_wait_ms + fake_ttft_ms for t in DEFAULT_TIERS}
 
 
-def write_config(path: Path, admission: str = "") -> dict[str, str]:
+def parse_mix(text: str) -> dict[str, float]:
+    """'platinum=0.1,gold=0.2' -> {"platinum": 0.1, "gold": 0.2} ('' -> {})."""
+    return {k: float(v) for k, v in (x.split("=") for x in text.split(",") if x)}
+
+
+def write_config(
+    path: Path, admission: str = "", reserve: dict[str, float] | None = None
+) -> dict[str, str]:
     """A gateway config with one key per default tier (and `admission`, a YAML mapping,
-    when given); returns tier -> key."""
+    when given; `reserve`: tier -> reserved_share, the default tiers otherwise); returns
+    tier -> key."""
     keys = {tier: f"sk-bench-{tier}-{os.urandom(6).hex()}" for tier in TIERS}
     lines = ["apiVersion: slokit/v1", "kind: gateway", "keys:"]
     if admission:
         lines.insert(2, f"admission: {admission}")
+    if reserve:
+        lines.insert(2, "tiers:")
+        for i, t in enumerate(DEFAULT_TIERS):
+            share = reserve.get(t.name, t.reserved_share)
+            lines.insert(
+                3 + i,
+                f"  - {{name: {t.name}, priority: {t.priority}, reserved_share: {share}, "
+                f"max_queue_wait_ms: {t.max_queue_wait_ms}, deadline_ms: {t.deadline_ms}}}",
+            )
     for tier, key in keys.items():
         lines.append(f"  - {{sha256: {hash_key(key)}, tenant: tenant-{tier}, tier: {tier}}}")
     path.write_text("\n".join(lines) + "\n")
@@ -285,7 +302,7 @@ def gateway_counters(text: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cap = capacity_rps(FAKE["capacity"], FAKE["ttft_ms"], FAKE["itl_ms"], FAKE["tokens"])
     rate = args.load * cap
-    mix = {k: float(v) for k, v in (x.split("=") for x in args.mix.split(","))}
+    mix = parse_mix(args.mix)
     objectives = objectives_ms(FAKE["ttft_ms"])
     cpus = parse_cpus(args.cpus)
     rng = random.Random(args.seed)
@@ -296,6 +313,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_x_capacity": args.load,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "reserved_shares": {t.name: t.reserved_share for t in DEFAULT_TIERS}
+        | parse_mix(args.reserve),
         "mix": mix,
         "objectives_ms": objectives,
         "objective_rule": "tier max_queue_wait_ms + the fake's nominal TTFT (100 ms)",
@@ -305,7 +324,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     old_affinity = os.sched_getaffinity(0)
     with tempfile.TemporaryDirectory(prefix="gw-overload-") as t:
         tmp = Path(t)
-        keys = write_config(tmp / "gateway.yaml", args.admission)
+        keys = write_config(tmp / "gateway.yaml", args.admission, parse_mix(args.reserve))
         with (
             fake_llm(tmp, *fake_args) as fake,
             gateway(tmp, fake, config=tmp / "gateway.yaml") as gw,
@@ -443,6 +462,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="",
         help="the gateway's `admission:` settings, a YAML mapping such as "
         "'{tolerance: 1.5, queue_size: null}' (default: the gateway's defaults)",
+    )
+    ap.add_argument(
+        "--reserve",
+        default="",
+        help="reserved shares of capacity by tier, e.g. 'platinum=0.4' (default: the "
+        "default tiers', platinum 0.2)",
     )
     ap.add_argument("--cpus", default="1", help="pin the load client ('' for none)")
     ap.add_argument(
