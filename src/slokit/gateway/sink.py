@@ -10,8 +10,9 @@ Two cadences, chosen by measurement (bench/gateway_throughput.py, gateway_latenc
 records become Arrow tables every `interval_s` (0.1 s: each conversion is short, so
 requests arriving meanwhile barely wait for the interpreter lock), and the tables are
 delivered every `deliver_interval_s` (1 s) or once `batch` events are ready. The store
-appends a 4,000-row batch for about 45 us of CPU a request and its three scores,
-against 60 us in 1,000-row batches and more in the 0.1 s rounds' few hundred.
+appends a request and its three scores for about 45 us of CPU in batches of 3,000
+requests or more, against 61 us in batches of 1,000 and more in the 0.1 s rounds' few
+hundred.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def to_table(records: list[dict[str, Any]], kind: str) -> pa.Table:
 
 def arrow_stream(table: pa.Table) -> bytes:
     """`table` as an Arrow IPC stream, the body form of the ingest API that costs
-    neither side a JSON encode or parse (the server reads it without a parse; building
-    it from records takes 8 us a request and its three scores, against 24 us for JSON)."""
+    neither side a JSON encode or parse (the records' `to_table` takes 8 us a request
+    and its three scores, against 24 us to encode them as JSON; the server reads the
+    stream without a parse)."""
     out = pa.BufferOutputStream()
     with pa.ipc.new_stream(out, table.schema) as w:
         w.write_table(table)
