@@ -206,6 +206,13 @@ class Connection(asyncio.Protocol):
         if not self.closed and self.transport is not None:
             self.transport.write(data)
 
+    @property
+    def paused(self) -> asyncio.Future[None] | None:
+        """The future that completes when the client's send buffer drains, while it is
+        full; else None."""
+        d = self._drain
+        return d if d is not None and not d.done() else None
+
     async def drain(self) -> None:
         if self._drain is not None and not self._drain.done():
             await self._drain

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -548,17 +549,7 @@ class Gateway:
                 meter = StreamMeter(hide_usage, keep_text)
                 conn.write(head(status, out_headers, None, req.keep_alive))
                 started = True
-                observed = False
-                async for data in resp.chunks():
-                    out = meter.feed(data)
-                    if out:
-                        conn.write(chunk(out))
-                        await conn.drain()
-                    if not observed and meter.first_token is not None:
-                        # the limiter learns the TTFT now, not when the stream ends
-                        observed = True
-                        flight.head_s = meter.first_token - flight.sent
-                        flight.permit.observe(self._upstream_rtt(flight.head_s))
+                await resp.relay(self._relayer(conn, meter, flight))
                 rest = meter.rest()
                 if rest:
                     conn.write(chunk(rest))
@@ -603,6 +594,29 @@ class Gateway:
         if rec["outcome"] != "cancelled":
             self._finish(rec, req, usage, meter, finish, text, body, est_tokens, who)
         return bool(rec["outcome"] == "ok")
+
+    def _relayer(
+        self, conn: Connection, meter: StreamMeter, flight: _Flight
+    ) -> Callable[[bytes], asyncio.Future[None] | None]:
+        """What a stream's upstream bytes go through, in the upstream connection's read
+        callback: the meter, then the client; the limiter learns the TTFT at the first
+        content chunk, not when the stream ends. Returns the client's drain future
+        while its buffer is full (the upstream read pauses)."""
+        observed = False
+        rtt = self._upstream_rtt
+
+        def on_data(data: bytes) -> asyncio.Future[None] | None:
+            nonlocal observed
+            out = meter.feed(data)
+            if out:
+                conn.write(chunk(out))
+            if not observed and meter.first_token is not None:
+                observed = True
+                flight.head_s = meter.first_token - flight.sent
+                flight.permit.observe(rtt(flight.head_s))
+            return conn.paused
+
+        return on_data
 
     def _upstream_headers(
         self, headers: list[tuple[bytes, bytes]], upstream: str
