@@ -29,4 +29,4 @@ bench: setup
 	$(UV) run python bench/run_all.py
 
 clean:
-	rm -rf .venv slokit-demo.duckdb slokit-demo.yaml .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv slokit-demo.duckdb slokit-demo.duckdb.segments slokit-demo.yaml .pytest_cache .mypy_cache .ruff_cache

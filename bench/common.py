@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from slokit.demo.traffic import generate, plan
+from slokit.store.segments import remove_store
 
 DATA = Path(__file__).resolve().parent / ".data"
 END = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -48,8 +49,7 @@ def jsonl_file(n: int) -> Path:
 
 
 def fresh(path: Path) -> Path:
-    for p in (path, Path(f"{path}.wal")):
-        p.unlink(missing_ok=True)
+    remove_store(path)
     return path
 
 

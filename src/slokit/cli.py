@@ -281,10 +281,10 @@ def demo(
     """Generate 30 days of LLM traffic with scripted incidents, then show its status."""
     from slokit.demo.run import run_demo
     from slokit.render import print_statuses
+    from slokit.store.segments import remove_store
 
     moment = _parse_time(end).replace(second=0, microsecond=0)
-    if db.exists():
-        db.unlink()
+    remove_store(db)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),

@@ -1,11 +1,13 @@
 """The embedded event store: one DuckDB file, one owner.
 
-Raw events land in `request_events`, `score_events` and `annotations`, each row
-stamped with the ingest batch number `_seq`. For every registered count definition
-(one per SLO, `slokit.store.definitions`) a per-minute rollup table `rollup_<id>`
-holds good/valid counts per group; it only ever appends (every SLI is additive per
-minute), and a definition remembers the last batch it has folded in, so keeping it
-current reads only the new rows (DESIGN.md, storage rules).
+Raw events land in `request_rows`, `score_rows` and `annotations`, each row stamped
+with the ingest batch number `_seq`; an append of `segment_rows` events or more is
+written as a Parquet segment instead (`slokit.store.segments`), and reads go through
+the views `request_events` and `score_events`, which join both. For every registered
+count definition (one per SLO, `slokit.store.definitions`) a per-minute rollup table
+`rollup_<id>` holds good/valid counts per group; it only ever appends (every SLI is
+additive per minute), and a definition remembers the last batch it has folded in, so
+keeping it current reads only the new rows (DESIGN.md, storage rules).
 
 Rollups fold new events in once `refresh_rows` of them wait (and on `refresh` and
 `close`), not at every commit; a read counts what is not folded yet from the raw
@@ -31,8 +33,14 @@ import pyarrow.compute as pc
 from slokit.errors import StoreError
 from slokit.events.schema import ANNOTATION, REQUEST_EVENT, SCORE_EVENT
 from slokit.store.definitions import MINUTE, CountDef
+from slokit.store.segments import SEGMENT_ROWS, Segments
 
+# What reads name: views over DuckDB's own rows and the Parquet segments of bulk
+# appends (`slokit.store.segments`) for requests and scores; a table for annotations.
 TABLES = {"request": "request_events", "score": "score_events", "annotation": "annotations"}
+# Where small appends are inserted.
+ROWS = {"request": "request_rows", "score": "score_rows", "annotation": "annotations"}
+_KIND_OF = {"request_events": "request", "score_events": "score"}
 SCHEMAS = {"request": REQUEST_EVENT, "score": SCORE_EVENT, "annotation": ANNOTATION}
 DEFAULT_PATH = "slokit.duckdb"
 # Rollups fold new events in once this many are waiting (or on `refresh`/`close`),
@@ -120,10 +128,13 @@ class DuckDBStore:
         read_only: bool = False,
         memory_limit: str = "1GB",
         refresh_rows: int = REFRESH_ROWS,
+        segment_rows: int = SEGMENT_ROWS,
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
         self.refresh_rows = refresh_rows
+        self.segment_rows = segment_rows  # appends this big become Parquet segments
+        self._segments = None if self.path == ":memory:" else Segments(self.path)
         # What the single writer knows of its own file, so an append need not ask:
         # the last batch number, each table's latest ts, the rollup definitions, and
         # how many rows the rollups have not folded in yet (unknown at first).
@@ -149,6 +160,9 @@ class DuckDBStore:
         # inserts straight to compressed blocks instead of re-compressing them at the
         # next checkpoint: a 1M-event append took 1.6 s instead of 3.2 s here.
         self._con.execute("SET preserve_insertion_order = false")
+        if self._segments is not None:  # the views name their segments relative to it
+            base = str(self._segments.base).replace("'", "''")
+            self._con.execute(f"SET GLOBAL file_search_path = '{base}'")
         self._lock = threading.RLock()
         if not read_only:
             self._create()
@@ -157,10 +171,30 @@ class DuckDBStore:
 
     def _create(self) -> None:
         with self._lock:
-            for kind, table in TABLES.items():
-                self._exec(_create_sql(table, SCHEMAS[kind]))
             self._exec("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)")
             self._exec("INSERT OR IGNORE INTO meta VALUES ('seq', 0)")
+            kinds = {
+                name: kind
+                for name, kind in self._exec(
+                    "SELECT table_name, table_type FROM information_schema.tables"
+                )
+            }
+            for kind, view in TABLES.items():
+                rows = ROWS[kind]
+                if rows != view and kinds.get(view) == "BASE TABLE":
+                    # a store written before segments: its table becomes the rows table
+                    self._exec(f"ALTER TABLE {view} RENAME TO {rows}")
+                self._exec(_create_sql(rows, SCHEMAS[kind]))
+            if self._segments is not None:
+                self._segments.prepare(SCHEMAS, committed_seq=self.seq())
+            for kind, view in TABLES.items():
+                rows = ROWS[kind]
+                if rows == view:
+                    continue
+                if self._segments is None:
+                    self._exec(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {rows}")
+                else:
+                    self._exec(self._segments.view_sql(view, rows, kind))
             self._exec(
                 "CREATE TABLE IF NOT EXISTS rollup_defs (def_id VARCHAR PRIMARY KEY, "
                 "definition VARCHAR, seq BIGINT)"
@@ -215,10 +249,10 @@ class DuckDBStore:
         if sum(sizes) == 0:
             return [AppendResult(0, 0) for _ in parts]
         table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        name = TABLES[kind]
         ts = table.column("ts")
         span = pc.min_max(ts.cast(pa.int64()))
         lo, hi = span["min"].as_py(), span["max"].as_py()  # epoch microseconds
+        segment: Path | None = None
         with self._lock:
             con = self._con
             self._exec("BEGIN TRANSACTION")
@@ -227,13 +261,20 @@ class DuckDBStore:
                 keep = self._new_rows(kind, table, lo, hi)
                 if keep is not None:
                     table = table.filter(pa.array(keep))
-                # DuckDB scans an Arrow table one batch per thread: cut big ones
-                batches = table.to_batches(max_chunksize=SCAN_ROWS)
-                con.register("_batch", pa.Table.from_batches(batches, schema=schema))
-                try:
-                    self._exec(f"INSERT INTO {name} SELECT *, {seq} FROM _batch")
-                finally:
-                    con.unregister("_batch")
+                if (
+                    self._segments is not None
+                    and kind != "annotation"
+                    and table.num_rows >= self.segment_rows
+                ):
+                    segment = self._segments.write(kind, seq, table)
+                else:
+                    # DuckDB scans an Arrow table one batch per thread: cut big ones
+                    batches = table.to_batches(max_chunksize=SCAN_ROWS)
+                    con.register("_batch", pa.Table.from_batches(batches, schema=schema))
+                    try:
+                        self._exec(f"INSERT INTO {ROWS[kind]} SELECT *, {seq} FROM _batch")
+                    finally:
+                        con.unregister("_batch")
                 self._exec("UPDATE meta SET value = $s WHERE key = 'seq'", {"s": seq})
                 self._unfolded += table.num_rows
                 if self._unfolded >= self.refresh_rows and kind != "annotation":
@@ -244,6 +285,8 @@ class DuckDBStore:
                     self._exec("COMMIT")
             except BaseException:
                 self._exec("ROLLBACK")
+                if segment is not None and self._segments is not None:
+                    self._segments.discard(segment)
                 self._forget()
                 raise
             self._seq = seq
@@ -359,7 +402,8 @@ class DuckDBStore:
             after = done
             for end in ends:
                 if end > after:
-                    sql = _aggregate_sql(d, after, end, seq_col=str(end))
+                    source = self._source(d.table, after, end)
+                    sql = _aggregate_sql(d, after, end, seq_col=str(end), source=source)
                     self._exec(f"INSERT INTO rollup_{def_id} {sql}")
                     after = end
         self._seen = {s for s in self._seen if s > upto}
@@ -471,7 +515,10 @@ class DuckDBStore:
                 f"WHERE _seq > {since_seq} AND _seq <= {done} AND minute >= {lo} AND minute < {hi}"
             )
         if seq > max(done, since_seq):
-            live = _aggregate_sql(d, max(done, since_seq), seq, seq_col="0")
+            after = max(done, since_seq)
+            live = _aggregate_sql(
+                d, after, seq, seq_col="0", source=self._source(d.table, after, seq)
+            )
             parts.append(
                 f"SELECT minute, grp, good, valid, aux FROM ({live}) "
                 f"WHERE minute >= {lo} AND minute < {hi}"
@@ -484,6 +531,18 @@ class DuckDBStore:
             + ") GROUP BY minute, grp"
         )
         return cur.sql(sql).to_arrow_table(), seq
+
+    def _source(self, table: str, after: int, upto: int) -> str:
+        """What to read batches (after, upto] of `table` from: DuckDB's rows table when
+        no segment holds one of them (a re-evaluation after a small append then skips
+        the view's look at the segment directory), else the view."""
+        kind = _KIND_OF.get(table)
+        if kind is None or self._segments is None:
+            return table
+        seqs = self._segments.seqs(kind)
+        if seqs is None or any(after < s <= upto for s in seqs):
+            return table  # a store from before segments, or segments in the range
+        return ROWS[kind]
 
     def annotations(self, service: str | None = None) -> pa.Table:
         where = "" if service is None else "WHERE service = $s"
@@ -519,11 +578,11 @@ def _has_repeats(con: duckdb.DuckDBPyConnection, table: pa.Table) -> bool:
     return bool((hashes[1:] == hashes[:-1]).any())
 
 
-def _aggregate_sql(d: CountDef, after: int, upto: int, *, seq_col: str) -> str:
+def _aggregate_sql(d: CountDef, after: int, upto: int, *, seq_col: str, source: str) -> str:
     return (
         f"SELECT {MINUTE} AS minute, {d.group_sql} AS grp, sum({d.good})::DOUBLE AS good, "
         f"sum({d.valid})::DOUBLE AS valid, sum({d.aux})::DOUBLE AS aux, {seq_col} AS _seq "
-        f"FROM {d.table} WHERE _seq > {after} AND _seq <= {upto} AND {d.where} "
+        f"FROM {source} WHERE _seq > {after} AND _seq <= {upto} AND {d.where} "
         "GROUP BY ALL"
     )
 

@@ -1,0 +1,268 @@
+"""Big appends stored as Parquet segments beside the DuckDB file: what reads see, ids
+deduplicated across segments and DuckDB rows, rollups, crash leftovers, stores written
+before segments, and read-only opens from elsewhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from slokit.events.schema import REQUEST_EVENT, SCORE_EVENT, TS
+from slokit.ingest import ingest_file
+from slokit.store import AppendResult, DuckDBStore
+from slokit.store.segments import remove_store
+from test_store_append import OK, batch, folded_rows, raw_totals, stored_ids, totals
+
+from conftest import T0
+
+
+def segments_of(db: Path, kind: str = "request") -> list[str]:
+    root = db.with_name(db.name + ".segments") / kind
+    return sorted(p.name for p in root.iterdir() if p.name != "_seq=0")
+
+
+def rows_in_duckdb_table(store: DuckDBStore) -> int:
+    return int(store.query("SELECT count(*) FROM request_rows").column(0)[0].as_py())
+
+
+def ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i:04d}" for i in range(n)]
+
+
+def test_a_big_append_becomes_a_segment_and_reads_see_it_unchanged(tmp_path: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    table = batch(ids("a", 50))
+    attrs = pa.array(
+        [[("k", str(i))] if i % 3 else None for i in range(50)],
+        REQUEST_EVENT.field("attributes").type,
+    )
+    table = table.set_column(REQUEST_EVENT.get_field_index("attributes"), "attributes", attrs)
+    with DuckDBStore(db, segment_rows=10) as store:
+        assert store.append("request", table) == AppendResult(50, 50)
+        assert segments_of(db) == ["_seq=1"]
+        assert rows_in_duckdb_table(store) == 0
+        assert store.count() == 50
+        back = store.query("SELECT * EXCLUDE (_seq) FROM request_events ORDER BY event_id")
+        assert back.cast(REQUEST_EVENT).equals(table)
+        seqs = store.query("SELECT DISTINCT _seq FROM request_events").column(0).to_pylist()
+        assert seqs == [1]
+        # a small append goes to DuckDB's table; reads see both
+        assert store.append("request", batch(["z1", "z2"], minute0=5)) == AppendResult(2, 2)
+        assert rows_in_duckdb_table(store) == 2
+        assert store.count() == 52
+        assert segments_of(db) == ["_seq=1"]
+
+
+def test_ids_are_deduplicated_across_segments_and_rows(tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "e.duckdb", segment_rows=10) as store:
+        first = ids("a", 20)
+        assert store.append("request", batch(first)) == AppendResult(20, 20)  # a segment
+        # the same events again, small (rows) and big (a segment): nothing new
+        assert store.append("request", batch(first[:5])) == AppendResult(5, 0)
+        assert store.append("request", batch(first)) == AppendResult(20, 0)
+        # rows first, then a segment that repeats some of them
+        assert store.append("request", batch(["r1", "r2"], minute0=30)) == AppendResult(2, 2)
+        again = batch(["r1", "r2", *ids("b", 10)], minute0=30)
+        assert store.append("request", again) == AppendResult(12, 10)
+        assert len(stored_ids(store)) == 32
+        assert len(set(stored_ids(store))) == 32
+
+
+def test_rollups_count_segments_as_they_count_rows(tmp_path: Path) -> None:
+    appends = [batch(ids("a", 40)), batch(ids("b", 3), minute0=2), batch(ids("c", 25), minute0=3)]
+    results = []
+    for segment_rows in (10, 10**9):  # segments for the big ones, or none
+        with DuckDBStore(
+            tmp_path / f"s{segment_rows}.duckdb", segment_rows=segment_rows, refresh_rows=30
+        ) as store:
+            store.register([OK])
+            for t in appends:
+                store.append("request", t)
+            store.refresh()
+            assert folded_rows(store) > 0
+            results.append((totals(store), raw_totals(store), totals(store, since_seq=1)))
+    assert results[0] == results[1]
+    assert results[0][0] == (30 + 2 + 18, 68.0)  # every 4th event, from the first, fails
+
+
+def test_scores_become_segments_too(tmp_path: Path) -> None:
+    n = 30
+    scores = pa.table(
+        {
+            "event_id": pa.array(ids("s", n)),
+            "ts": pa.array([T0 + timedelta(seconds=i) for i in range(n)], TS),
+            "request_id": pa.array(ids("a", n)),
+            "service": pa.array(["svc"] * n),
+            "name": pa.array(["json_valid"] * n),
+            "value": pa.array([1.0] * n),
+            "passed": pa.array([i % 2 == 0 for i in range(n)]),
+            "source": pa.array(["check"] * n),
+            "comment": pa.nulls(n, pa.string()),
+        },
+        schema=SCORE_EVENT,
+    )
+    db = tmp_path / "e.duckdb"
+    with DuckDBStore(db, segment_rows=10) as store:
+        assert store.append("score", scores) == AppendResult(n, n)
+        assert segments_of(db, "score") == ["_seq=1"]
+        assert store.count("score") == n
+        assert store.append("score", scores) == AppendResult(n, 0)
+
+
+def test_a_failed_commit_removes_its_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "e.duckdb"
+    with DuckDBStore(db, segment_rows=10) as store:
+        store.append("request", batch(ids("a", 20)))
+        real = store._exec
+
+        def failing(sql: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
+            if sql.startswith("UPDATE meta"):
+                raise RuntimeError("disk full")
+            return real(sql, params)
+
+        monkeypatch.setattr(store, "_exec", failing)
+        with pytest.raises(RuntimeError, match="disk full"):
+            store.append("request", batch(ids("b", 20), minute0=5))
+        monkeypatch.setattr(store, "_exec", real)
+        assert segments_of(db) == ["_seq=1"]
+        assert store.count() == 20
+        assert store.append("request", batch(ids("b", 20), minute0=5)) == AppendResult(20, 20)
+        assert segments_of(db) == ["_seq=1", "_seq=2"]
+        assert store.count() == 40
+
+
+def test_a_crash_leftover_is_removed_when_the_writer_opens(tmp_path: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    with DuckDBStore(db, segment_rows=10) as store:
+        store.append("request", batch(ids("a", 20)))
+    root = db.with_name(db.name + ".segments") / "request"
+    # a segment written but never committed (batch 2), and a half-written file
+    shutil.copytree(root / "_seq=1", root / "_seq=2")
+    (root / "_seq=1" / "part-9.parquet.part").write_bytes(b"half a file")
+    with DuckDBStore(db, read_only=True) as reader:
+        assert reader.count() == 40  # what a reader sees until the writer cleans up
+    with DuckDBStore(db, segment_rows=10) as store:
+        assert segments_of(db) == ["_seq=1"]
+        assert not list((root / "_seq=1").glob("*.part"))
+        assert store.count() == 20
+        assert store.append("request", batch(ids("b", 20), minute0=5)) == AppendResult(20, 20)
+        assert store.count() == 40
+
+
+def test_a_store_written_before_segments_is_carried_over(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    cols = ", ".join(
+        f'"{f.name}" '
+        + (
+            "TIMESTAMPTZ"
+            if f.name == "ts"
+            else "MAP(VARCHAR, VARCHAR)"
+            if f.name == "attributes"
+            else {
+                "string": "VARCHAR",
+                "int32": "INTEGER",
+                "int64": "BIGINT",
+                "double": "DOUBLE",
+                "bool": "BOOLEAN",
+            }[str(f.type)]
+        )
+        for f in REQUEST_EVENT
+    )
+    con.execute(f"CREATE TABLE request_events ({cols}, _seq BIGINT NOT NULL)")
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value BIGINT)")
+    con.execute("INSERT INTO meta VALUES ('seq', 1)")
+    con.execute(
+        "CREATE TABLE rollup_defs (def_id VARCHAR PRIMARY KEY, definition VARCHAR, seq BIGINT)"
+    )
+    con.register("b", batch(["old1", "old2"]))
+    con.execute("INSERT INTO request_events SELECT *, 1 FROM b")
+    con.close()
+    with DuckDBStore(db, read_only=True) as reader:  # read as it is, before any writer
+        assert stored_ids(reader) == ["old1", "old2"]
+        assert totals(reader) == (1.0, 2.0)
+    with DuckDBStore(db, segment_rows=10) as store:
+        assert stored_ids(store) == ["old1", "old2"]
+        assert store.append("request", batch(["old1", *ids("n", 15)])) == AppendResult(16, 15)
+        assert store.count() == 17
+    con = duckdb.connect(str(db), read_only=True)
+    kinds = dict(
+        con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall()
+    )
+    con.close()
+    assert kinds["request_events"] == "VIEW" and kinds["request_rows"] == "BASE TABLE"
+
+
+def test_a_read_only_open_finds_the_segments_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "a" / "e.duckdb"
+    db.parent.mkdir()
+    with DuckDBStore(db, segment_rows=10) as store:
+        store.append("request", batch(ids("a", 20)))
+    # the file and its segments moved together, read from another working directory
+    moved = tmp_path / "b"
+    shutil.move(db.parent, moved)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with DuckDBStore(moved / "e.duckdb", read_only=True) as reader:
+        assert reader.count() == 20
+        assert len(stored_ids(reader)) == 20
+
+
+def test_remove_store_removes_file_log_and_segments(tmp_path: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    with DuckDBStore(db, segment_rows=10) as store:
+        store.append("request", batch(ids("a", 20)))
+    remove_store(db)
+    assert os.listdir(tmp_path) == []
+    with DuckDBStore(db) as store:  # and a new store there starts empty
+        assert store.count() == 0
+
+
+def test_ingest_appends_in_the_background_in_file_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    import slokit.events.readers
+    import slokit.ingest
+
+    monkeypatch.setattr(slokit.ingest, "APPEND_ROWS", 25)
+    monkeypatch.setattr(slokit.events.readers, "PARQUET_ROWS", 30)
+    table = batch(ids("a", 100))
+    # the second half repeats ten ids of the first: found across appends
+    table = pa.concat_tables([table, batch(ids("a", 10)), batch(ids("b", 40), minute0=9)])
+    path = tmp_path / "in.parquet"
+    pq.write_table(table, path, row_group_size=30)
+    with DuckDBStore(tmp_path / "e.duckdb", segment_rows=20) as store:
+        report = ingest_file(store, path)
+        assert (report.received, report.accepted, report.duplicates) == (150, 140, 10)
+        assert store.count() == 140
+        assert store.seq() >= 4
+
+
+def test_an_append_failing_in_the_background_fails_the_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "in.parquet"
+    pq.write_table(batch(ids("a", 10)), path)
+    with DuckDBStore(tmp_path / "e.duckdb") as store:
+
+        def broken(kind: str, table: pa.Table) -> AppendResult:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(store, "append", broken)
+        with pytest.raises(RuntimeError, match="disk full"):
+            ingest_file(store, path)
