@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from datetime import timedelta
@@ -25,7 +24,7 @@ from slokit.alerting.engine import AlertEngine, persist
 from slokit.demo.run import demo_spec_text
 from slokit.engine import Evaluator
 from slokit.spec import loads
-from slokit.store import DuckDBStore
+from slokit.store import DuckDBStore, copy_store
 
 from common import DATA, END, peak_rss_mb, timer
 from evaluate import build, one_more_minute
@@ -82,7 +81,7 @@ def main() -> None:
     stored = build(src, args.events)
     # a copy, so the ticks' extra minutes do not change the store other benchmarks read
     copy = DATA / f"ticks-{args.events}.duckdb"
-    shutil.copyfile(src, copy)
+    copy_store(src, copy)
     run = subprocess.run(
         [sys.executable, __file__, "--measure", str(copy)],
         check=True,

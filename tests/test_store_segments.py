@@ -13,10 +13,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from slokit.errors import StoreError
 from slokit.events.schema import REQUEST_EVENT, SCORE_EVENT, TS
 from slokit.ingest import ingest_file
 from slokit.store import AppendResult, DuckDBStore
-from slokit.store.segments import remove_store
+from slokit.store.segments import copy_store, remove_store
 from test_store_append import OK, batch, folded_rows, raw_totals, stored_ids, totals
 
 from conftest import T0
@@ -266,3 +267,24 @@ def test_an_append_failing_in_the_background_fails_the_ingest(
         monkeypatch.setattr(store, "append", broken)
         with pytest.raises(RuntimeError, match="disk full"):
             ingest_file(store, path)
+
+
+def test_a_file_moved_without_its_segments_is_refused_with_the_fix(tmp_path: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    with DuckDBStore(db, segment_rows=10) as store:
+        store.append("request", batch(ids("a", 20)))
+    alone = tmp_path / "alone" / "e.duckdb"
+    alone.parent.mkdir()
+    shutil.copyfile(db, alone)
+    for read_only in (True, False):
+        with pytest.raises(StoreError, match=r"1 of its 1 Parquet segments are missing.*copy both"):
+            DuckDBStore(alone, read_only=read_only)
+    # copied as a store, it is whole
+    copy = tmp_path / "copy" / "e.duckdb"
+    copy.parent.mkdir()
+    copy_store(db, copy)
+    with DuckDBStore(copy, segment_rows=10) as store:
+        assert store.count() == 20
+        store.append("request", batch(ids("b", 20), minute0=5))
+    with DuckDBStore(db, read_only=True) as original:  # the copy's writes stay in the copy
+        assert original.count() == 20

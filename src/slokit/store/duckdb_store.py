@@ -166,6 +166,7 @@ class DuckDBStore:
         self._lock = threading.RLock()
         if not read_only:
             self._create()
+        self._check_segments()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -179,6 +180,10 @@ class DuckDBStore:
                     "SELECT table_name, table_type FROM information_schema.tables"
                 )
             }
+            # the segments committed so far, to notice a file moved without them
+            self._exec(
+                "CREATE TABLE IF NOT EXISTS segments (kind VARCHAR, seq BIGINT, rows BIGINT)"
+            )
             for kind, view in TABLES.items():
                 rows = ROWS[kind]
                 if rows != view and kinds.get(view) == "BASE TABLE":
@@ -201,6 +206,26 @@ class DuckDBStore:
             )
             for sql in ALERT_TABLES:
                 self._exec(sql)
+
+    def _check_segments(self) -> None:
+        """Fail clearly when committed segments are missing (the .duckdb file was
+        moved or copied without its .segments directory) instead of answering with
+        their events left out."""
+        if self._segments is None:
+            return
+        try:
+            committed = self._cursor().execute("SELECT kind, seq FROM segments").fetchall()
+        except duckdb.CatalogException:  # a store from before segments
+            return
+        missing = self._segments.missing([(str(k), int(q)) for k, q in committed])
+        if missing:
+            self._con.close()
+            raise StoreError(
+                f"{self.path}: {len(missing)} of its {len(committed)} Parquet segments are "
+                f"missing (first: {missing[0]}); a store is its .duckdb file and its "
+                f"{self._segments.root.name} directory together: move or copy both "
+                "(slokit.store.copy_store)"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -267,6 +292,10 @@ class DuckDBStore:
                     and table.num_rows >= self.segment_rows
                 ):
                     segment = self._segments.write(kind, seq, table)
+                    self._exec(
+                        "INSERT INTO segments VALUES ($k, $s, $n)",
+                        {"k": kind, "s": seq, "n": table.num_rows},
+                    )
                 else:
                     # DuckDB scans an Arrow table one batch per thread: cut big ones
                     batches = table.to_batches(max_chunksize=SCAN_ROWS)

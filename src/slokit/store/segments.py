@@ -125,9 +125,35 @@ class Segments:
             return None
         return [int(e[5:]) for e in entries if e.startswith("_seq=") and e[5:].isdigit()]
 
+    def missing(self, committed: list[tuple[str, int]]) -> list[Path]:
+        """The directories of committed segments that are not there."""
+        return [
+            d
+            for kind, seq in committed
+            if not any((d := self.root / kind / f"_seq={seq}").glob("*.parquet"))
+        ]
+
     def discard(self, seg: Path) -> None:
         """Remove a segment whose transaction did not commit."""
         shutil.rmtree(seg, ignore_errors=True)
+
+
+def copy_store(src: str | Path, dst: str | Path) -> None:
+    """Copy a closed store: its DuckDB file and its segments (hard links where the file
+    system allows: a segment is never changed once written)."""
+    src, dst = Path(src), Path(dst)
+    remove_store(dst)
+    shutil.copyfile(src, dst)
+    seg = src.with_name(src.name + ".segments")
+    if seg.is_dir():
+        shutil.copytree(seg, dst.with_name(dst.name + ".segments"), copy_function=_link_or_copy)
+
+
+def _link_or_copy(a: str, b: str) -> None:
+    try:
+        os.link(a, b)
+    except OSError:
+        shutil.copy2(a, b)
 
 
 def remove_store(db_path: str | Path) -> None:
