@@ -84,17 +84,14 @@ def stored_events(serve_url: str, expect: int, timeout: float = 30.0) -> tuple[i
 def rows_by_outcome(db: Path) -> tuple[dict[str, int], int]:
     """Rows of `request_events` by outcome, and the number of `score_events` rows (the
     quality checks' ScoreEvents), read from the DuckDB file once its owner has stopped."""
-    import duckdb
+    from slokit.store import DuckDBStore
 
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT outcome, count(*) FROM request_events GROUP BY outcome ORDER BY 1"
-        ).fetchall()
-        scores = con.execute("SELECT count(*) FROM score_events").fetchall()[0][0]
-    finally:
-        con.close()
-    return {str(k): int(v) for k, v in rows}, int(scores)
+    with DuckDBStore(db, read_only=True) as store:
+        rows = store.query(
+            "SELECT outcome, count(*) AS n FROM request_events GROUP BY outcome ORDER BY 1"
+        ).to_pylist()
+        scores = store.count("score")
+    return {str(r["outcome"]): int(r["n"]) for r in rows}, int(scores)
 
 
 def wrk_row(r: WrkResult) -> dict[str, Any]:
