@@ -58,6 +58,101 @@ def test_meter_passes_usage_the_client_asked_for_and_crlf_events() -> None:
     assert m.usage.output_tokens == 3 and m.text() is None
 
 
+USAGE_OBJ = {"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 6}}
+
+
+def _pieces(nl: bytes) -> list[bytes]:
+    """A stream as an upstream might send it, with `nl` line ends: every kind of event
+    the meter reads or passes over, mostly one event a piece."""
+
+    def event(*lines: bytes) -> bytes:
+        return nl.join(lines) + nl + nl
+
+    def data(obj: object) -> bytes:
+        return b"data: " + orjson.dumps(obj)
+
+    def say(text: str) -> bytes:
+        return data({"choices": [{"index": 0, "delta": {"content": text}}]})
+
+    two_lines = event(say("lo"), say("!"))  # one event
+    cut = two_lines.index(nl) + 2 * len(nl)  # just after the first line's end
+    usage = event(data(USAGE_OBJ))
+    return [
+        event(data({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})),
+        event(data({"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}}]})),
+        event(say("Hel")),
+        two_lines[:cut],
+        two_lines[cut:],
+        event(b"id: 7", say(" you")),
+        event(b": keep-alive"),
+        event(b': ok {"choices":[{"delta":{"content":"not read"}}]}'),  # a comment
+        event(data({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0}]}}]})),
+        event(b"data: oops"),
+        event(b"data: [1]"),
+        event(b'data:{"choices":[{"index":0,"text":" txt"}]}'),  # /v1/completions
+        event(b'data: {"choices":[{"delta":{"content":"cr"}}],\r"x":1}'),  # a lone CR ends a line
+        event(data({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})),
+        usage,
+        usage + nl + nl,  # and an empty event after it
+        event(b"data: [DONE]"),
+    ]
+
+
+def _state(m: StreamMeter) -> tuple[object, ...]:
+    u = m.usage
+    return (
+        (m.first_token, m.last_token, m.itl_max, m.chunks, m.finish_reason, m.done, m.text()),
+        (u.input_tokens, u.output_tokens, u.cached_tokens),
+    )
+
+
+@pytest.mark.parametrize("nl", [pytest.param(b"\n", id="LF"), pytest.param(b"\r\n", id="CRLF")])
+@pytest.mark.parametrize("hide_usage", [True, False], ids=["usage hidden", "usage passed"])
+def test_meter_reads_a_piece_of_one_event_as_it_reads_events_split_across_pieces(
+    nl: bytes, hide_usage: bool
+) -> None:
+    pieces = _pieces(nl)
+    whole = StreamMeter(hide_usage, keep_text=True)  # as sent: mostly the quick way
+    split = StreamMeter(hide_usage, keep_text=True)  # each piece's end in the next piece
+    sent = []
+    for i, piece in enumerate(pieces):
+        now = 1.0 + 0.1 * i * i
+        sent.append(whole.feed(piece, now))
+        first = split.feed(piece[:-1], now)
+        assert first + split.feed(piece[-1:], now) == sent[-1]
+        assert _state(whole) == _state(split)
+    stream = b"".join(pieces)
+    usage = b"data: " + orjson.dumps(USAGE_OBJ) + nl + nl
+    assert b"".join(sent) == (stream.replace(usage, b"") if hide_usage else stream)
+    assert whole.text() == "hmmHello! you txt" and whole.usage.output_tokens == 6
+    assert whole.finish_reason == "stop" and whole.done
+    assert whole.rest() == split.rest() == b""
+
+
+def test_meter_counts_tool_call_chunks_as_output_without_text() -> None:
+    m = StreamMeter(hide_usage=False, keep_text=True)
+    role = sse({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+    m.feed(role, now=1.0)
+    assert m.first_token is None  # an empty role chunk is not output
+    for i, args in enumerate(['{"ci', 'ty": "Oslo"}']):
+        call = {"index": 0, "function": {"arguments": args}}
+        m.feed(sse({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}), now=2.0 + i)
+    done = sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    m.feed(done, now=4.0)
+    assert (m.first_token, m.last_token, m.itl_max, m.chunks) == (2.0, 3.0, 1.0, 2)
+    assert m.text() == "" and m.finish_reason == "tool_calls"
+
+
+def test_meter_counts_reasoning_and_completions_text_as_content() -> None:
+    m = StreamMeter(hide_usage=False, keep_text=True)
+    think = sse({"choices": [{"index": 0, "delta": {"content": None, "reasoning_content": "so"}}]})
+    assert m.feed(think, now=2.0) == think
+    text = sse({"choices": [{"index": 0, "text": " yes", "finish_reason": "length"}]})
+    assert m.feed(text, now=2.5) == text
+    assert (m.first_token, m.last_token, m.itl_max, m.chunks) == (2.0, 2.5, 0.5, 2)
+    assert m.text() == "so yes" and m.finish_reason == "length" and not m.done
+
+
 def test_read_body_and_usage_details() -> None:
     usage = Usage()
     body = orjson.dumps(

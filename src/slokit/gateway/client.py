@@ -124,9 +124,7 @@ class _Conn(asyncio.Protocol):
             try:
                 wait = sink(body)
             except Exception as exc:  # the consumer's bug: end the relay with it
-                self.sink = None
-                self._fail(exc)
-                self.transport.abort()
+                self._drop(exc)
                 return
             if wait is not None and not self._paused:
                 # the client reads slower than the upstream writes: stop reading
@@ -169,6 +167,14 @@ class _Conn(asyncio.Protocol):
         w = self._waiter
         if w is not None and not w.done():
             w.set_exception(error)
+
+    def _drop(self, error: BaseException) -> None:
+        """End the response with `error` and the connection at once: marked closed now,
+        not when the loop gets to `connection_lost`, so a release never pools it."""
+        self.sink = None
+        self._fail(error)
+        self.closed = True
+        self.transport.abort()
 
     def time_out(self) -> None:
         self._fail(UpstreamTimeout("the upstream did not answer in time", not self._headers))
@@ -230,7 +236,11 @@ class Response:
         costs."""
         c = self._conn
         while c._body:  # what arrived before the relay began
-            wait = sink(c._body.popleft())
+            try:
+                wait = sink(c._body.popleft())
+            except Exception as exc:  # as from the read callback: the connection ends
+                c._drop(exc)
+                raise
             if wait is not None:
                 await wait
         c._buffered = 0

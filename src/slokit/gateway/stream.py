@@ -37,6 +37,12 @@ class Usage:
             self.cached_tokens = details["cached_tokens"]
 
 
+def _is_tool_call(choice: dict[str, Any]) -> bool:
+    """A chunk of a tool call: output the model produced, with no text."""
+    delta = choice.get("delta")
+    return isinstance(delta, dict) and bool(delta.get("tool_calls"))
+
+
 def _content_of(choice: dict[str, Any]) -> str | None:
     delta = choice.get("delta")
     if isinstance(delta, dict):
@@ -83,6 +89,27 @@ class StreamMeter:
     def feed(self, data: bytes, now: float | None = None) -> bytes:
         if now is None:
             now = time.perf_counter()
+        if not self._buf:
+            # the common case, a piece holding one whole single-line `data:` event, read
+            # without the splitting below (8.4 -> 4.6 us a chat chunk, orjson 1.7 of
+            # them): its only line breaks are the separator, so the loop below would
+            # find this one event, and with no `\r` it would keep `\n\n` separators
+            if self._sep == b"\n\n":
+                end = len(data) - 2
+                one = data.find(b"\n") == end and data[-1] == 10 and data.find(b"\r") < 0
+            else:
+                end = len(data) - 4
+                one = data.find(b"\r") == end and data.find(b"\n") == end + 1
+                one = one and data[-2:] == b"\r\n"
+            if one and data[:5] == b"data:":
+                try:
+                    obj = orjson.loads(data[5:end])
+                except orjson.JSONDecodeError:
+                    pass  # `[DONE]`, or not JSON: the general way
+                else:
+                    if obj.__class__ is not dict or self._read(obj, now):
+                        return data
+                    return b""
         buf = self._buf + data if self._buf else data
         if not self._buf and b"\r\n" in data[:512]:
             self._sep = b"\r\n\r\n"
@@ -120,28 +147,36 @@ class StreamMeter:
                 obj = orjson.loads(payload)
             except orjson.JSONDecodeError:
                 continue
-            if not isinstance(obj, dict):
-                continue
-            choices = obj.get("choices")
-            usage = obj.get("usage")
-            if usage:
-                self.usage.read(usage)
-            if choices:
-                self._choices(choices, now)
-            elif usage and self.hide_usage:
+            if isinstance(obj, dict) and not self._read(obj, now):
                 return False
+        return True
+
+    def _read(self, obj: dict[str, Any], now: float) -> bool:
+        """Read one chunk; False to hold it back."""
+        choices = obj.get("choices")
+        usage = obj.get("usage")
+        if usage:
+            self.usage.read(usage)
+        if choices:
+            self._choices(choices, now)
+        elif usage and self.hide_usage:
+            return False
         return True
 
     def _choices(self, choices: Any, now: float) -> None:
         for choice in choices:
-            if not isinstance(choice, dict):
+            if choice.__class__ is not dict:  # orjson makes plain dicts, lists, strs
                 continue
-            content = _content_of(choice)
-            if content:
-                if self.first_token is None:
+            delta = choice.get("delta")
+            content = delta.get("content") if delta.__class__ is dict else choice.get("text")
+            if content.__class__ is not str:
+                content = _content_of(choice)  # reasoning, a tool call, or none
+            if content or (content == "" and _is_tool_call(choice)):
+                last = self.last_token
+                if last is None:
                     self.first_token = now
-                elif self.last_token is not None and now - self.last_token > self.itl_max:
-                    self.itl_max = now - self.last_token
+                elif now - last > self.itl_max:
+                    self.itl_max = now - last
                 self.last_token = now
                 self.chunks += 1
                 if self.parts is not None:
