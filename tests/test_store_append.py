@@ -110,10 +110,9 @@ def test_a_group_commit_counts_each_batch_on_its_own(store: DuckDBStore) -> None
     assert stored_ids(store) == ["a", "b", "c", "d", "s1", "s2"]
 
 
-def test_a_failed_append_leaves_nothing_and_the_next_one_works(
-    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store.append("request", batch(["a"]))
+def failed_append(store: DuckDBStore, table: pa.Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Append `table` with the batch-number update failing ("disk full") just before
+    the commit; the store works normally again afterwards."""
     real = store._exec
 
     def failing(sql: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
@@ -123,8 +122,15 @@ def test_a_failed_append_leaves_nothing_and_the_next_one_works(
 
     monkeypatch.setattr(store, "_exec", failing)
     with pytest.raises(RuntimeError, match="disk full"):
-        store.append("request", batch(["b"], minute0=1))
+        store.append("request", table)
     monkeypatch.setattr(store, "_exec", real)
+
+
+def test_a_failed_append_leaves_nothing_and_the_next_one_works(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.append("request", batch(["a"]))
+    failed_append(store, batch(["b"], minute0=1), monkeypatch)
     assert store.append("request", batch(["b", "c"], minute0=1)) == AppendResult(2, 2)
     assert stored_ids(store) == ["a", "b", "c"]
     assert store.seq() == 2

@@ -18,7 +18,15 @@ from slokit.events.schema import REQUEST_EVENT, SCORE_EVENT, TS
 from slokit.ingest import ingest_file
 from slokit.store import AppendResult, DuckDBStore
 from slokit.store.segments import copy_store, remove_store
-from test_store_append import OK, batch, folded_rows, raw_totals, stored_ids, totals
+from test_store_append import (
+    OK,
+    batch,
+    failed_append,
+    folded_rows,
+    raw_totals,
+    stored_ids,
+    totals,
+)
 
 from conftest import T0
 
@@ -122,17 +130,7 @@ def test_a_failed_commit_removes_its_segment(
     db = tmp_path / "e.duckdb"
     with DuckDBStore(db, segment_rows=10) as store:
         store.append("request", batch(ids("a", 20)))
-        real = store._exec
-
-        def failing(sql: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
-            if sql.startswith("UPDATE meta"):
-                raise RuntimeError("disk full")
-            return real(sql, params)
-
-        monkeypatch.setattr(store, "_exec", failing)
-        with pytest.raises(RuntimeError, match="disk full"):
-            store.append("request", batch(ids("b", 20), minute0=5))
-        monkeypatch.setattr(store, "_exec", real)
+        failed_append(store, batch(ids("b", 20), minute0=5), monkeypatch)
         assert segments_of(db) == ["_seq=1"]
         assert store.count() == 20
         assert store.append("request", batch(ids("b", 20), minute0=5)) == AppendResult(20, 20)
