@@ -22,6 +22,8 @@ from slokit.gateway.proxy import _duration, _estimate_tokens
 from slokit.gateway.sink import EventSink, arrow_stream, to_table
 from slokit.gateway.stream import StreamMeter, Usage, read_body
 
+from conftest import aiohttp_app
+
 
 def sse(obj: object) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
@@ -320,15 +322,8 @@ async def echo_server() -> AsyncIterator[str]:
             {"body": body.decode(), "auth": req.headers.get("authorization"), "path": req.path_qs}
         )
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with aiohttp_app(echo) as url:
+        yield url
 
 
 def test_client_keeps_alive_streams_and_passes_bytes() -> None:

@@ -20,6 +20,8 @@ from slokit.gateway.config import loads_gateway
 from slokit.gateway.runner import build
 from slokit.httpwire import LAST_CHUNK, chunk
 
+from conftest import aiohttp_app
+
 SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 )
@@ -225,20 +227,17 @@ async def _back_pressure() -> None:
         upstream_done.set()
         return resp
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", stream)
-    upstream = web.AppRunner(app)
-    await upstream.setup()
-    site = web.TCPSite(upstream, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with aiohttp_app(stream) as url:
+        await _relay_through_gateway(url, sse, upstream_done)
 
+
+async def _relay_through_gateway(url: str, sse: bytes, upstream_done: asyncio.Event) -> None:
     async def deliver(kind: str, table: pa.Table) -> None:
-        pass
+        return None  # the events are not what this test checks
 
     config = loads_gateway(
         f"apiVersion: slokit/v1\nkind: gateway\nport: 0\n"
-        f"upstreams:\n  - {{name: u0, url: 'http://127.0.0.1:{port}'}}\n",
+        f"upstreams:\n  - {{name: u0, url: '{url}'}}\n",
         "gw.yaml",
     )
     gw = build(config, deliver)
@@ -272,7 +271,6 @@ async def _back_pressure() -> None:
         if writer is not None:
             writer.close()
         await gw.stop()
-        await upstream.cleanup()
 
 
 def _record_connections(client: UpstreamClient) -> list[_Conn]:
