@@ -19,7 +19,7 @@ from slokit.gateway.checks import run_checks, wants_json
 from slokit.gateway.client import UpstreamClient, UpstreamError, UpstreamTimeout
 from slokit.gateway.config import hash_key, loads_gateway
 from slokit.gateway.proxy import _duration, _estimate_tokens
-from slokit.gateway.sink import EventSink, arrow_stream, to_table
+from slokit.gateway.sink import EventSink, arrow_stream, checks_table, to_table
 from slokit.gateway.stream import StreamMeter, Usage, read_body
 
 from conftest import aiohttp_app
@@ -237,6 +237,63 @@ def test_event_table_and_json() -> None:
     back = pa.ipc.open_stream(arrow_stream(t.slice(0, 1))).read_all()
     assert back.schema == SCHEMAS["request"]
     assert back.to_pylist() == t.slice(0, 1).to_pylist()
+
+
+def test_checks_table_equals_score_records() -> None:
+    """The compact form gives the very ScoreEvents the record form gives, answer by
+    answer and check by check, whatever number of checks each answer had."""
+    items = [
+        ("gw-a-1", 1_700_000_000.5, "llm", [("non_empty", True), ("not_truncated", False)]),
+        ("gw-a-2", 1_700_000_001.25, "chat", [("json_valid", False)]),
+        ("gw-b-7", 1_700_000_002.0, "llm", [("non_empty", True), ("no_refusal", True)]),
+    ]
+    records = [
+        {
+            "event_id": f"{rid}:{name}",
+            "ts": ts,
+            "request_id": rid,
+            "service": service,
+            "name": name,
+            "value": 1.0 if ok else 0.0,
+            "passed": ok,
+            "source": "check",
+            "comment": None,
+        }
+        for rid, ts, service, results in items
+        for name, ok in results
+    ]
+    table = checks_table(items)
+    assert table.schema == SCHEMAS["score"]
+    assert table.to_pylist() == to_table(records, "score").to_pylist()
+    assert table.column("event_id").to_pylist()[:2] == ["gw-a-1:non_empty", "gw-a-1:not_truncated"]
+
+
+def test_sink_add_checks_counts_each_check_and_delivers_scores() -> None:
+    asyncio.run(_sink_checks())
+
+
+async def _sink_checks() -> None:
+    got: list[list[str]] = []
+
+    async def deliver(kind: str, table: pa.Table) -> None:
+        assert kind == "score"
+        got.append(table.column("event_id").to_pylist())
+
+    sink = EventSink(deliver, batch=100, interval_s=0.01, buffer=5)
+    sink.add_checks("r1", 1_700_000_000.0, "llm", [("non_empty", True), ("no_refusal", True)])
+    sink.add("score", {**_record(9), "name": "judge", "request_id": "r0"})
+    sink.add_checks("r2", 1_700_000_001.0, "llm", [("non_empty", False), ("x", True)])
+    assert sink.pending() == 5
+    # a full buffer drops the whole answer's checks, and counts each one
+    sink.add_checks("r3", 1_700_000_002.0, "llm", [("non_empty", True), ("x", True)])
+    assert sink.dropped["score"] == 2 and sink.pending() == 5
+    sink.add_checks("r4", 1_700_000_003.0, "llm", [])  # nothing to record
+    assert sink.pending() == 5
+    sink.start()
+    await sink.close(timeout_s=5)
+    ids = [i for batch in got for i in batch]
+    assert sorted(ids) == ["e9", "r1:no_refusal", "r1:non_empty", "r2:non_empty", "r2:x"]
+    assert sink.delivered["score"] == 5 and sink.pending() == 0
 
 
 def test_sink_retries_then_delivers_and_counts_drops() -> None:

@@ -685,21 +685,8 @@ class Gateway:
                 self.ratelimiter.settle(who.tenant, time.monotonic(), actual - est_tokens)
         self._record(rec, latency, ttft, tpot)
         if rec["outcome"] == "ok" and self.config.quality.enabled and rec["route"] != "embedding":
-            for name, passed in run_checks(text, finish, wants_json(body), self._refusals):
-                self.sink.add(
-                    "score",
-                    {
-                        "event_id": f"{rec['event_id']}:{name}",
-                        "ts": rec["ts"],
-                        "request_id": rec["event_id"],
-                        "service": rec["service"],
-                        "name": name,
-                        "value": 1.0 if passed else 0.0,
-                        "passed": passed,
-                        "source": "check",
-                        "comment": None,
-                    },
-                )
+            results = run_checks(text, finish, wants_json(body), self._refusals)
+            self.sink.add_checks(rec["event_id"], rec["ts"], rec["service"], results)
 
 
 def _unauthorized() -> bytes:
