@@ -65,9 +65,12 @@ def fake_chats(url: str) -> int:
     return int(json.loads(body)["paths"].get("/v1/chat/completions", 0))
 
 
-def stored_events(serve_url: str, expect: int, timeout: float = 30.0) -> tuple[int, float]:
+def stored_events(
+    serve_url: str, expect: int, timeout: float = 30.0, quiet_s: float = 7.0
+) -> tuple[int, float]:
     """The store's request count (its /metrics), polled until it reaches `expect` or has not
-    moved for 3 s; returns (count, seconds waited)."""
+    moved for `quiet_s` (longer than the gateway's 5 s between deliveries); returns (count,
+    seconds waited)."""
     t0 = time.monotonic()
     last, since = -1, time.monotonic()
     while True:
@@ -76,7 +79,7 @@ def stored_events(serve_url: str, expect: int, timeout: float = 30.0) -> tuple[i
         now = time.monotonic()
         if n != last:
             last, since = n, now
-        if n >= expect or now - since >= 3.0 or now - t0 >= timeout:
+        if n >= expect or now - since >= quiet_s or now - t0 >= timeout:
             return n, round(now - t0, 2)
         time.sleep(0.25)
 
