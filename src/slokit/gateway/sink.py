@@ -62,8 +62,8 @@ def to_table(records: list[dict[str, Any]], kind: str) -> pa.Table:
 def checks_table(items: list[Checks]) -> pa.Table:
     """Check results as ScoreEvents, one per (answer, check), built column by column:
     `event_id` is the request's id and the check's name joined by `:`, `value` 1.0 or
-    0.0, `source` `check` (4 us an answer for its three checks, against 8.5 us as three
-    records through `to_table`)."""
+    0.0, `source` `check` (1.7-2.5 us an answer for its three checks, against about 8.5
+    us to build three records and pass them through `to_table`)."""
     schema = SCHEMAS["score"]
     counts = np.fromiter((len(i[3]) for i in items), np.int64, len(items))
     pick = pa.array(np.repeat(np.arange(len(items), dtype=np.int64), counts))
