@@ -233,6 +233,8 @@ def _role(pid: int, me: int, parent_role: str | None) -> str:
         return "fake-llm"
     if b"litellm" in text:
         return "litellm"
+    if b"l4_relay.py" in text:
+        return "relay"
     if b" gateway " in text:
         return "gateway"
     if b"wrk_load.py _worker" in text:
