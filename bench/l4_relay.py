@@ -30,8 +30,8 @@ class _Upstream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.burn_s:
             end = time.perf_counter() + self.burn_s
-            while time.perf_counter() < end:
-                pass
+            while time.perf_counter() < end:  # busy: the CPU cost being measured
+                continue
         self.client.transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:

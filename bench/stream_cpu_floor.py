@@ -64,7 +64,8 @@ def _run(url: str, label: str, args: argparse.Namespace, warmup: float) -> dict[
         "streams_per_s": res["streams_per_s"],
         "ok": res["ok"],
         "disturbed": info["disturbed"],
-        "cores": cores.get("relay", cores.get("gateway")),
+        # the relay, or the gateway's worker process (its parent holds the store)
+        "cores": cores.get("relay", cores.get("gateway worker")),
         "all_cores": cores,
     }
     log(

@@ -1,6 +1,6 @@
-"""`slokit gateway` as a user runs it: a real process (one worker, and two worker
-processes sharing the port), a real fake-llm, the official `openai` client, and the
-events in the DuckDB store after a SIGTERM."""
+"""`slokit gateway` as a user runs it: a real process holding the store and its worker
+processes (one, and two sharing the port), a real fake-llm, the official `openai`
+client, and the events in the DuckDB store after a SIGTERM."""
 
 from __future__ import annotations
 

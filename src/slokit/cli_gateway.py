@@ -124,15 +124,15 @@ def _run_workers(cfg: GatewayConfig, workers: int) -> None:
 def _run_local(
     cfg: GatewayConfig, workers: int, db: Path, spec: Path | None, serve_port: int
 ) -> None:
-    """A local store: `slokit serve` in this process on 127.0.0.1, the gateway beside it
-    (one worker: in this process; more: worker processes posting their events to it)."""
+    """A local store: `slokit serve` in this process on 127.0.0.1, and the gateway in
+    worker processes posting their events to it, one worker too: the store's appends, a
+    few every 5 s, stalled the event loop of a gateway in the same process by 10-50 ms
+    each (docs/gateway.md, "Ways to run it")."""
     import uvicorn
 
     from slokit.server.app import ServerConfig, create_app
 
-    server_config = ServerConfig(
-        db=db, spec=spec, alerts=False, gateway=cfg if workers == 1 else None
-    )
+    server_config = ServerConfig(db=db, spec=spec, alerts=False)
     try:
         application = create_app(server_config)
     except SlokitError as exc:
@@ -141,11 +141,8 @@ def _run_local(
         f"slokit gateway on http://{cfg.host}:{cfg.port} ({workers} worker(s)); "
         f"store {db} served on http://127.0.0.1:{serve_port}"
     )
-    if workers == 1:
-        uvicorn.run(application, host="127.0.0.1", port=serve_port, log_level="warning")
-        return
-    # Several workers: on SIGINT/SIGTERM stop the workers first (each delivers its
-    # buffered events to the store server, still up), then the store server.
+    # On SIGINT/SIGTERM stop the workers first (each delivers its buffered events to the
+    # store server, still up), then the store server.
     from slokit.gateway.runner import worker_main
 
     wcfg = replace(cfg, events=_events(cfg, f"http://127.0.0.1:{serve_port}", None))
