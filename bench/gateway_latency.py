@@ -9,11 +9,13 @@
     50 ms, a small ITL, uniform in 10..30 ms so that the streams do not move in lockstep,
     16 tokens, and a capacity above the stream count, so the fake's own load model does
     not stretch the TTFT): TTFT p50/p99 direct and through the gateway, and the added
-    p50/p99 (targets: <= 2 ms and <= 5 ms). The client is this file's own (`_ttft`, one
-    process, pinned): its streams start spread over 0.5 s and the requests started in the
-    first 2 s of a run are not counted. The gateway's adaptive concurrency limit starts at
-    8 (admission's `initial_limit`) and doubles per round trip in slow start, so 200
-    streams queue at first: the first gateway run gets `--stream-warmup` s (20) of load
+    p50/p99 (targets: <= 2 ms and <= 5 ms). The client runs in its own process, pinned:
+    bench/stream_client.py (httptools, about 0.2 cores for 200 short streams) or, with
+    `--client aiohttp`, this file's `_ttft_client` (aiohttp, every SSE line's JSON parsed
+    until the first content, about 0.6 cores). Its streams start spread over 0.5 s and
+    the requests started in the first 2 s of a run are not counted. The gateway's adaptive
+    concurrency limit starts at 8 (admission's `initial_limit`) and doubles per round
+    trip in slow start, so 200 streams queue at first: the first gateway run gets `--stream-warmup` s (20) of load
     before it is measured, reported apart as the cold start, with the limit it reached.
     The same is then measured with long streams (`--long-itl-ms`, 100 ms, set per request
     with the fake's `x-fake-itl-ms` header): the same 200 concurrent streams but ~6x fewer
@@ -22,7 +24,7 @@
 
 Every server is a subprocess started through the CLI (`slokit fake-llm`, `slokit gateway`)
 on free 127.0.0.1 ports, in its own process group, stopped in a `finally`. The load
-generator (bench/wrk_load.py's open_loop for (a), this file's TTFT client for (b)) is
+generator (bench/wrk_load.py's open_loop for (a), the TTFT client for (b)) is
 pinned to `--cpus` (default: core 1); every run waits for an idle machine first
 (wait_quiet) and is re-run, up to 3 times, when other processes took more than 8% of the
 machine during it (figures marked `disturbed` otherwise). Direct and gateway runs
@@ -525,8 +527,14 @@ def _ttft_worker(cfg_json: str) -> None:
     if cfg.get("cpus"):
         os.sched_setaffinity(0, set(cfg["cpus"]))
     loop = new_loop()
+    if cfg.get("client", "lean") == "lean":
+        from stream_client import run_streams
+
+        client = run_streams(cfg)
+    else:
+        client = _ttft_client(cfg)
     try:
-        out = loop.run_until_complete(_ttft_client(cfg))
+        out = loop.run_until_complete(client)
     finally:
         loop.close()
     # a file, not stdout: the event loop may leave stdout non-blocking, and a pipe then
@@ -544,9 +552,11 @@ def ttft_streams(
     cpus: set[int] | None,
     headers: dict[str, str] | None = None,
     timeout: float = 60.0,
+    client: str = "lean",
 ) -> dict[str, Any]:
-    """Run the TTFT client in its own process; figures of the requests started after
-    `warmup` ("measured") and of those started before ("warmup")."""
+    """Run the TTFT client (`lean`: bench/stream_client.py; `aiohttp`: `_ttft_client`)
+    in its own process; figures of the requests started after `warmup` ("measured") and
+    of those started before ("warmup")."""
     cfg = {
         "url": chat_url(url),
         "headers": auth_headers(extra=headers),
@@ -556,6 +566,7 @@ def ttft_streams(
         "warmup": warmup,
         "timeout": timeout,
         "cpus": sorted(cpus) if cpus else None,
+        "client": client,
     }
     with tempfile.TemporaryDirectory(prefix="ttft-") as tmp:
         cfg["out"] = str(Path(tmp) / "rows.json")
@@ -637,6 +648,7 @@ def _variant(
                     tokens=args.tokens,
                     cpus=cpus,
                     headers=headers,
+                    client=args.client,
                 )
 
             res, info = measured(f"b/{name}/{target}", go)
@@ -683,6 +695,7 @@ def part_b(tmp: Path, args: argparse.Namespace, cpus: set[int] | None) -> dict[s
     fake_args += ["--output-tokens", str(args.tokens), "--capacity", str(args.streams * 4)]
     out: dict[str, Any] = {
         "streams": args.streams,
+        "client": args.client,
         "fake_ttft_ms": args.ttft_ms,
         "fake_itl_ms": args.itl_ms,
         "output_tokens": args.tokens,
@@ -804,6 +817,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="(b) seconds of load before the first gateway measurement (limiter learning)",
     )
     ap.add_argument("--tokens", type=int, default=16, help="(b) output tokens per stream")
+    ap.add_argument(
+        "--client",
+        choices=("lean", "aiohttp"),
+        default="lean",
+        help="(b) the TTFT client: lean (bench/stream_client.py) or aiohttp (the previous one)",
+    )
     ap.add_argument("--cpus", default="1", help="pin the load generator ('' for none)")
     args = ap.parse_args(argv)
     cpus = parse_cpus(args.cpus)

@@ -11,8 +11,10 @@ on each piece from the upstream (default 0, 15, 30, 50); and through `slokit gat
 gateway used, TTFT p50/p99, and what it adds over direct. Runs alternate over `--rounds`
 (default 2) and each figure is the median of its rounds.
 
-The machine has 2 cores; the TTFT client (pinned to core 1) takes about 0.6 of them and
-fake-llm about 0.3, so whatever relays the streams competes with both for the rest. The
+The machine has 2 cores; the TTFT client (pinned to core 1; bench/stream_client.py) takes
+about 0.2 of them and fake-llm about 0.35, so whatever relays the streams competes with
+both for the rest. `--client aiohttp` runs the previous client (0.6 cores), with which
+every relay above about a third of a core missed the target. The
 relay rows draw the curve: what a relay's CPU alone costs in added TTFT, with nothing else
 different. The gateway row says where the gateway sits on it.
 
@@ -53,7 +55,13 @@ FAKE_ARGS += ["--capacity", "800"]
 def _run(url: str, label: str, args: argparse.Namespace, warmup: float) -> dict[str, Any]:
     def go() -> dict[str, Any]:
         return ttft_streams(
-            url, streams=args.streams, duration=args.duration, warmup=warmup, tokens=16, cpus={1}
+            url,
+            streams=args.streams,
+            duration=args.duration,
+            warmup=warmup,
+            tokens=16,
+            cpus={1},
+            client=args.client,
         )
 
     res, info = measured(label, go)
@@ -109,6 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
     return {
         "streams": args.streams,
+        "client": args.client,
         "duration_s": args.duration,
         "rounds": args.rounds,
         "target_added_ttft_p50_ms": TTFT_P50_TARGET_MS,
@@ -122,7 +131,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        f"{result['streams']} concurrent short streams, {result['duration_s']:.0f} s x "
+        f"{result['streams']} concurrent short streams ({result['client']} client), "
+        f"{result['duration_s']:.0f} s x "
         f"{result['rounds']} rounds (medians); targets: added TTFT p50 <= "
         f"{result['target_added_ttft_p50_ms']:g} ms, p99 <= "
         f"{result['target_added_ttft_p99_ms']:g} ms",
@@ -150,6 +160,13 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=200)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument(
+        "--client",
+        choices=("lean", "aiohttp"),
+        default="lean",
+        help="the TTFT client: lean (bench/stream_client.py, about 0.2 cores) or aiohttp "
+        "(the previous client, about 0.6 cores)",
+    )
     ap.add_argument(
         "--burn",
         type=lambda s: [float(x) for x in s.split(",")],
