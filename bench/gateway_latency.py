@@ -15,8 +15,9 @@
     until the first content, about 0.6 cores). Its streams start spread over 0.5 s and
     the requests started in the first 2 s of a run are not counted. The gateway's adaptive
     concurrency limit starts at 8 (admission's `initial_limit`) and doubles per round
-    trip in slow start, so 200 streams queue at first: the first gateway run gets `--stream-warmup` s (20) of load
-    before it is measured, reported apart as the cold start, with the limit it reached.
+    trip in slow start, so 200 streams queue at first: the first gateway run gets
+    `--stream-warmup` s (20) of load before it is measured, reported apart as the cold
+    start, with the limit it reached.
     The same is then measured with long streams (`--long-itl-ms`, 100 ms, set per request
     with the fake's `x-fake-itl-ms` header): the same 200 concurrent streams but ~6x fewer
     new streams and chunks per second, which tells the gateway's own cost apart from the
