@@ -7,8 +7,8 @@ and a request's TTFT is the moment the first SSE piece with non-empty `content` 
 found by a byte search in the decoded body; nothing else is parsed. The previous client
 (aiohttp, every SSE line read and its JSON parsed until the first content) took about 0.6
 of this machine's 2 cores for 200 short streams, the same cores the relay under test and
-fake-llm run on; this one takes about a third of that (bench/stream_cpu_floor.py prints
-both in one run with `--clients lean,aiohttp`).
+fake-llm run on; this one takes about a third of that. Both benchmarks run the previous
+client with `--client aiohttp`.
 
 Rows, as the aiohttp client's: (start since t0 s, ttft s or NaN, total s or NaN, status).
 """
@@ -85,7 +85,7 @@ class _Stream(asyncio.Protocol):
         asyncio.get_running_loop().call_soon(self.send)
 
     def fail(self, kind: str) -> None:
-        self.run.errors[kind] = self.run.errors.get(kind, 0) + 1
+        self.run.count(kind)
         self.busy = False
         if self.transport is not None:
             self.transport.abort()
@@ -93,8 +93,7 @@ class _Stream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.busy:
             self.busy = False
-            kind = type(exc).__name__ if exc else "closed mid-answer"
-            self.run.errors[kind] = self.run.errors.get(kind, 0) + 1
+            self.run.count(type(exc).__name__ if exc else "closed mid-answer")
         self.transport = None
         self.run.live.discard(self)
         self.run.reconnect()
@@ -117,6 +116,9 @@ class _Run:
         self.end = self.t0 + cfg["warmup"] + cfg["duration"]
         self.done: asyncio.Future[None] | None = None
 
+    def count(self, error: str) -> None:
+        self.errors[error] = self.errors.get(error, 0) + 1
+
     def reconnect(self) -> None:
         if time.perf_counter() < self.end:
             asyncio.get_running_loop().create_task(self.open())
@@ -128,7 +130,7 @@ class _Run:
         try:
             await loop.create_connection(lambda: _Stream(self), self.host, self.port)
         except OSError as exc:
-            self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
+            self.count(type(exc).__name__)
             await asyncio.sleep(0.05)
             self.reconnect()
 
