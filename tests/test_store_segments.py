@@ -147,7 +147,7 @@ def test_a_crash_leftover_is_removed_when_the_writer_opens(tmp_path: Path) -> No
     shutil.copytree(root / "_seq=1", root / "_seq=2")
     (root / "_seq=1" / "part-9.parquet.part").write_bytes(b"half a file")
     with DuckDBStore(db, read_only=True) as reader:
-        assert reader.count() == 40  # what a reader sees until the writer cleans up
+        assert reader.count() == 20  # the view lists committed segments only
     with DuckDBStore(db, segment_rows=10) as store:
         assert segments_of(db) == ["_seq=1"]
         assert not list((root / "_seq=1").glob("*.part"))
@@ -286,3 +286,107 @@ def test_a_file_moved_without_its_segments_is_refused_with_the_fix(tmp_path: Pat
         store.append("request", batch(ids("b", 20), minute0=5))
     with DuckDBStore(db, read_only=True) as original:  # the copy's writes stay in the copy
         assert original.count() == 20
+
+
+def segment_files(db: Path, kind: str = "request") -> list[str]:
+    root = db.with_name(db.name + ".segments") / kind
+    return sorted(
+        f"{p.parent.name}/{p.name}" for p in root.glob("*/*.parquet") if p.parent.name != "_seq=0"
+    )
+
+
+def small_appends(n: int, size: int = 12) -> list[pa.Table]:
+    return [batch(ids(f"k{i}-", size), minute0=2 * i) for i in range(n)]
+
+
+def test_small_segments_are_merged_and_reads_stay_the_same(tmp_path: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    appends = small_appends(9)
+    with DuckDBStore(db, segment_rows=10, compact_at=4, compact_rows=1000) as store:
+        for i, t in enumerate(appends[:3]):
+            store.append("request", t)
+        assert segment_files(db) == [f"_seq={i}/part-0.parquet" for i in (1, 2, 3)]
+        store.append("request", appends[3])  # the fourth small one: all four merge
+        assert store.query("SELECT seq, rows FROM segments").to_pylist() == [{"seq": 4, "rows": 48}]
+        assert store.count() == 48
+        for t in appends[4:]:
+            store.append("request", t)
+        assert store.count() == 9 * 12
+        assert sorted(stored_ids(store)) == sorted(
+            i for t in appends for i in t["event_id"].to_pylist()
+        )
+        seqs = store.query("SELECT _seq, count(*) AS n FROM request_events GROUP BY 1 ORDER BY 1")
+        # the merge at batch 7 took the first merge's result and batches 5-7
+        assert seqs.to_pylist() == [
+            {"_seq": 7, "n": 84},
+            {"_seq": 8, "n": 12},
+            {"_seq": 9, "n": 12},
+        ]
+        # what a merge retires stays until the next merge, then goes
+        files = segment_files(db)
+        assert "_seq=7/merged-7-0.parquet" in files and "_seq=4/merged-4-0.parquet" in files
+        assert "_seq=1/part-0.parquet" not in files
+        # an id already stored in a merged segment is still found by the dedupe probe
+        assert store.append("request", appends[2]) == AppendResult(12, 0)
+    # closing removed what the last merge retired; reopening finds everything
+    assert segment_files(db) == [
+        "_seq=7/merged-7-0.parquet",
+        "_seq=8/part-0.parquet",
+        "_seq=9/part-0.parquet",
+    ]
+    with DuckDBStore(db, segment_rows=10, compact_at=4, compact_rows=1000) as store:
+        assert store.count() == 9 * 12
+    with DuckDBStore(db, read_only=True) as reader:
+        assert reader.count() == 9 * 12
+
+
+def test_only_batches_every_rollup_has_folded_are_merged(tmp_path: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    appends = small_appends(6)
+    with DuckDBStore(
+        db, segment_rows=10, compact_at=3, compact_rows=1000, refresh_rows=10**9
+    ) as store:
+        store.register([OK])
+        for t in appends[:2]:
+            store.append("request", t)
+        first = store.rollup(OK, 0, 2**62)  # as the evaluator reads: all, then what is new
+        assert (first.seq, float(first.valid.sum())) == (2, 24.0)
+        for t in appends[2:4]:
+            store.append("request", t)
+        assert len(segment_files(db)) == 4  # nothing folded yet: nothing merged
+        store.refresh()  # batches 1-4 folded
+        store.append("request", appends[4])
+        assert store.query("SELECT seq FROM segments ORDER BY seq").column(0).to_pylist() == [4, 5]
+        assert totals(store, since_seq=first.seq) == (27.0, 36.0)  # batches 3-5, once each
+        store.append("request", appends[5])
+        store.refresh()
+        assert totals(store) == raw_totals(store) == (6 * 9.0, 6 * 12.0)
+
+
+def test_a_merge_cut_short_by_a_crash_leaves_the_segments_as_they_were(tmp_path: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    with DuckDBStore(db, segment_rows=10, compact_at=100) as store:
+        for t in small_appends(3):
+            store.append("request", t)
+    seg3 = db.with_name(db.name + ".segments") / "request" / "_seq=3"
+    # a merged file written but never committed
+    shutil.copyfile(seg3 / "part-0.parquet", seg3 / "merged-3-0.parquet")
+    with DuckDBStore(db, read_only=True) as reader:
+        assert reader.count() == 36  # the view lists committed files only
+    with DuckDBStore(db, segment_rows=10, compact_at=100) as store:
+        assert segment_files(db) == [f"_seq={i}/part-0.parquet" for i in (1, 2, 3)]
+        assert store.count() == 36
+
+
+def test_a_store_whose_segments_were_not_listed_lists_them_when_opened(tmp_path: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    with DuckDBStore(db, segment_rows=10) as store:
+        store.append("request", batch(ids("a", 20)))
+    con = duckdb.connect(str(db))  # as an older slokit left it: no file list
+    con.execute("UPDATE segments SET files = NULL")
+    con.close()
+    with DuckDBStore(db, segment_rows=10) as store:
+        assert store.query("SELECT files FROM segments").column(0).to_pylist() == [
+            "e.duckdb.segments/request/_seq=1/part-0.parquet"
+        ]
+        assert store.count() == 20

@@ -2,8 +2,9 @@
 
 Raw events land in `request_rows`, `score_rows` and `annotations`, each row stamped
 with the ingest batch number `_seq`; an append of `segment_rows` events or more is
-written as a Parquet segment instead (`slokit.store.segments`), and reads go through
-the views `request_events` and `score_events`, which join both. For every registered
+written as a Parquet segment instead (`slokit.store.segments`), small segments are
+merged once `compact_at` of a kind wait, and reads go through the views
+`request_events` and `score_events`, which join both. For every registered
 count definition (one per SLO, `slokit.store.definitions`) a per-minute rollup table
 `rollup_<id>` holds good/valid counts per group; it only ever appends (every SLI is
 additive per minute), and a definition remembers the last batch it has folded in, so
@@ -33,7 +34,14 @@ import pyarrow.compute as pc
 from slokit.errors import StoreError
 from slokit.events.schema import ANNOTATION, REQUEST_EVENT, SCORE_EVENT
 from slokit.store.definitions import MINUTE, CountDef
-from slokit.store.segments import SEGMENT_ROWS, Segments
+from slokit.store.segments import (
+    COMPACT_AT,
+    COMPACT_ROWS,
+    KINDS,
+    SEGMENT_ROWS,
+    Segments,
+    split_files,
+)
 
 # What reads name: views over DuckDB's own rows and the Parquet segments of bulk
 # appends (`slokit.store.segments`) for requests and scores; a table for annotations.
@@ -48,6 +56,14 @@ DEFAULT_PATH = "slokit.duckdb"
 # Reads stay exact meanwhile: `rollup` counts the unfolded rows from the raw events.
 REFRESH_ROWS = 50_000
 SCAN_ROWS = 122_880  # one DuckDB row group; an Arrow batch is one unit of scan work
+
+
+@dataclass(frozen=True)
+class _Segment:
+    rows: int
+    lo: int | None  # epoch microseconds; None: not recorded (a store from before)
+    hi: int | None
+    files: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -129,11 +145,15 @@ class DuckDBStore:
         memory_limit: str = "1GB",
         refresh_rows: int = REFRESH_ROWS,
         segment_rows: int = SEGMENT_ROWS,
+        compact_rows: int = COMPACT_ROWS,
+        compact_at: int = COMPACT_AT,
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
         self.refresh_rows = refresh_rows
         self.segment_rows = segment_rows  # appends this big become Parquet segments
+        self.compact_rows = compact_rows  # segments smaller than this are merged ...
+        self.compact_at = compact_at  # ... once this many of a kind wait
         self._segments = None if self.path == ":memory:" else Segments(self.path)
         # What the single writer knows of its own file, so an append need not ask:
         # the last batch number, each table's latest ts, the rollup definitions, and
@@ -141,6 +161,8 @@ class DuckDBStore:
         self._seq: int | None = None
         self._max_ts: dict[str, int | None] = {}  # epoch microseconds
         self._spans: dict[str, list[tuple[float, float]]] = {}  # segments' times
+        self._segs: dict[str, dict[int, _Segment]] | None = None  # committed segments
+        self._retired: list[str] = []  # merged files, removed at the next merge
         self._defs: list[tuple[str, CountDef, int]] | None = None
         self._unfolded = refresh_rows
         # batches that reads saw before the rollups had folded them in (see `rollup`)
@@ -165,9 +187,10 @@ class DuckDBStore:
             base = str(self._segments.base).replace("'", "''")
             self._con.execute(f"SET GLOBAL file_search_path = '{base}'")
         self._lock = threading.RLock()
-        if not read_only:
+        if read_only:
+            self._check_segments()
+        else:
             self._create()
-        self._check_segments()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -189,6 +212,9 @@ class DuckDBStore:
             # batch's time range reaches one (epoch microseconds)
             self._exec("ALTER TABLE segments ADD COLUMN IF NOT EXISTS lo BIGINT")
             self._exec("ALTER TABLE segments ADD COLUMN IF NOT EXISTS hi BIGINT")
+            # and its files (`;`-separated, relative to the store's directory): the
+            # views list them, so a read sees exactly the committed ones
+            self._exec("ALTER TABLE segments ADD COLUMN IF NOT EXISTS files VARCHAR")
             for kind, view in TABLES.items():
                 rows = ROWS[kind]
                 if rows != view and kinds.get(view) == "BASE TABLE":
@@ -196,7 +222,10 @@ class DuckDBStore:
                     self._exec(f"ALTER TABLE {view} RENAME TO {rows}")
                 self._exec(_create_sql(rows, SCHEMAS[kind]))
             if self._segments is not None:
-                self._segments.prepare(SCHEMAS, committed_seq=self.seq())
+                self._check_segments()  # before the views name their files
+                segs = self._load_segments()
+                listed = {f for by in segs.values() for g in by.values() for f in g.files}
+                self._segments.prepare(SCHEMAS, committed_seq=self.seq(), listed=listed)
             for kind, view in TABLES.items():
                 rows = ROWS[kind]
                 if rows == view:
@@ -204,13 +233,44 @@ class DuckDBStore:
                 if self._segments is None:
                     self._exec(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {rows}")
                 else:
-                    self._exec(self._segments.view_sql(view, rows, kind))
+                    self._put_view(kind)
             self._exec(
                 "CREATE TABLE IF NOT EXISTS rollup_defs (def_id VARCHAR PRIMARY KEY, "
                 "definition VARCHAR, seq BIGINT)"
             )
             for sql in ALERT_TABLES:
                 self._exec(sql)
+
+    def _load_segments(self) -> dict[str, dict[int, _Segment]]:
+        """The committed segments, from the `segments` table; a segment recorded before
+        its files were (an older slokit) gets the files its directory holds."""
+        assert self._segments is not None
+        segs: dict[str, dict[int, _Segment]] = {k: {} for k in KINDS}
+        rows = self._exec("SELECT kind, seq, rows, lo, hi, files FROM segments")
+        for kind, seq, n, lo, hi, files in rows:
+            if files is None:
+                found = self._segments.on_disk(kind, seq)
+                files = ";".join(found)
+                if found:
+                    self._exec(
+                        "UPDATE segments SET files = $f WHERE kind = $k AND seq = $s",
+                        {"f": files, "k": kind, "s": seq},
+                    )
+            segs[kind][int(seq)] = _Segment(int(n), lo, hi, tuple(split_files(files)))
+        self._segs = segs
+        return segs
+
+    def _segs_of(self, kind: str) -> dict[int, _Segment]:
+        segs = self._segs if self._segs is not None else self._load_segments()
+        return segs[kind]
+
+    def _put_view(self, kind: str, segs: dict[int, _Segment] | None = None) -> None:
+        """(Re)define `kind`'s view over its rows and these committed segments, in the
+        current transaction."""
+        assert self._segments is not None
+        by = self._segs_of(kind) if segs is None else segs
+        files = [f for seq in sorted(by) for f in by[seq].files]
+        self._exec(self._segments.view_sql(TABLES[kind], ROWS[kind], kind, files))
 
     def _check_segments(self) -> None:
         """Fail clearly when committed segments are missing (the .duckdb file was
@@ -219,10 +279,15 @@ class DuckDBStore:
         if self._segments is None:
             return
         try:
-            committed = self._cursor().execute("SELECT kind, seq FROM segments").fetchall()
+            committed = self._cursor().execute("SELECT kind, seq, files FROM segments").fetchall()
+        except duckdb.BinderException:  # opened read-only, from before files were listed
+            committed = [
+                (k, q, None)
+                for k, q in self._cursor().execute("SELECT kind, seq FROM segments").fetchall()
+            ]
         except duckdb.CatalogException:  # a store from before segments
             return
-        missing = self._segments.missing([(str(k), int(q)) for k, q in committed])
+        missing = self._segments.missing([(str(k), int(q), f) for k, q, f in committed])
         if missing:
             self._con.close()
             raise StoreError(
@@ -237,6 +302,9 @@ class DuckDBStore:
             if not self.read_only and self._unfolded:
                 self.refresh()
             self._con.close()
+            if self._segments is not None and self._retired:
+                self._segments.discard(self._retired)
+                self._retired = []
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -282,7 +350,7 @@ class DuckDBStore:
         ts = table.column("ts")
         span = pc.min_max(ts.cast(pa.int64()))
         lo, hi = span["min"].as_py(), span["max"].as_py()  # epoch microseconds
-        segment: Path | None = None
+        segment: list[str] | None = None
         with self._lock:
             con = self._con
             self._exec("BEGIN TRANSACTION")
@@ -298,9 +366,20 @@ class DuckDBStore:
                 ):
                     segment = self._segments.write(kind, seq, table)
                     self._exec(
-                        "INSERT INTO segments VALUES ($k, $s, $n, $lo, $hi)",
-                        {"k": kind, "s": seq, "n": table.num_rows, "lo": lo, "hi": hi},
+                        "INSERT INTO segments (kind, seq, rows, lo, hi, files) "
+                        "VALUES ($k, $s, $n, $lo, $hi, $f)",
+                        {
+                            "k": kind,
+                            "s": seq,
+                            "n": table.num_rows,
+                            "lo": lo,
+                            "hi": hi,
+                            "f": ";".join(segment),
+                        },
                     )
+                    segs = dict(self._segs_of(kind))
+                    segs[seq] = _Segment(table.num_rows, lo, hi, tuple(segment))
+                    self._put_view(kind, segs)
                 else:
                     # DuckDB scans an Arrow table one batch per thread: cut big ones
                     batches = table.to_batches(max_chunksize=SCAN_ROWS)
@@ -326,6 +405,8 @@ class DuckDBStore:
             self._seq = seq
             if segment is not None:
                 self._segment_spans(kind).append((lo, hi))
+                self._segs_of(kind)[seq] = segs[seq]
+                self._compact(kind)
             if table.num_rows:
                 top = self._max_ts.get(kind)
                 self._max_ts[kind] = hi if top is None or hi > top else top
@@ -393,11 +474,81 @@ class DuckDBStore:
             self._max_ts[kind] = None if rows[0][0] is None else int(rows[0][0])
         return self._max_ts[kind]
 
+    def _compact(self, kind: str) -> None:
+        """Merge small segments once `compact_at` of `kind` wait: the oldest, up to
+        `compact_rows` rows, become one file in the newest one's directory, so their
+        rows take its batch number. Only batches that every registered rollup has
+        folded are merged (any batch when none is registered): reads and folds after
+        that point never select below it, so no count changes. A failed merge leaves
+        the segments as they were."""
+        assert self._segments is not None
+        by = self._segs_of(kind)
+        small = sorted(s for s, g in by.items() if g.rows < self.compact_rows)
+        if len(small) < self.compact_at:
+            return
+        folded = self._folded_upto()
+        group: list[int] = []
+        rows = 0
+        for s in small:
+            if s > folded or rows >= self.compact_rows:
+                break
+            group.append(s)
+            rows += by[s].rows
+        if len(group) < 2:
+            return
+        old = [f for s in group for f in by[s].files]
+        top = group[-1]
+        merged = self._segments.read(old).cast(SCHEMAS[kind])
+        los = [by[s].lo for s in group]
+        his = [by[s].hi for s in group]
+        lo = None if None in los else min(x for x in los if x is not None)
+        hi = None if None in his else max(x for x in his if x is not None)
+        files = self._segments.write(kind, top, merged, stem=f"merged-{self.seq()}")
+        segs = {s: g for s, g in by.items() if s not in group}
+        segs[top] = _Segment(merged.num_rows, lo, hi, tuple(files))
+        self._exec("BEGIN TRANSACTION")
+        try:
+            self._exec(
+                f"DELETE FROM segments WHERE kind = $k AND seq IN ({', '.join(map(str, group))})",
+                {"k": kind},
+            )
+            self._exec(
+                "INSERT INTO segments (kind, seq, rows, lo, hi, files) "
+                "VALUES ($k, $s, $n, $lo, $hi, $f)",
+                {
+                    "k": kind,
+                    "s": top,
+                    "n": merged.num_rows,
+                    "lo": lo,
+                    "hi": hi,
+                    "f": ";".join(files),
+                },
+            )
+            self._put_view(kind, segs)
+            self._exec("COMMIT")
+        except BaseException:
+            self._exec("ROLLBACK")
+            self._segments.discard(files)
+            self._forget()
+            raise
+        # the files merged last time: no read can still be using them
+        self._segments.discard(self._retired)
+        self._retired = old
+        assert self._segs is not None
+        self._segs[kind] = segs
+        self._spans.pop(kind, None)
+
+    def _folded_upto(self) -> int:
+        """The last batch every registered rollup has folded (all of them when none
+        is registered)."""
+        return min((done for _, _, done in self._load_defs()), default=self.seq())
+
     def _forget(self) -> None:
         """Drop what this writer remembers of the file, to read it again."""
         self._seq = None
         self._max_ts.clear()
         self._spans.clear()
+        self._segs = None
         self._defs = None
         self._unfolded = self.refresh_rows
 
@@ -441,7 +592,7 @@ class DuckDBStore:
             self.refresh()
         return new
 
-    def _refresh_locked(self, upto: int) -> None:
+    def _load_defs(self) -> list[tuple[str, CountDef, int]]:
         if self._defs is None:
             self._defs = [
                 (def_id, _decode(blob), int(done))
@@ -449,7 +600,11 @@ class DuckDBStore:
                     "SELECT def_id, definition, seq FROM rollup_defs"
                 )
             ]
-        behind = [(i, d, done) for i, d, done in self._defs if done < upto]
+        return self._defs
+
+    def _refresh_locked(self, upto: int) -> None:
+        defs = self._load_defs()
+        behind = [(i, d, done) for i, d, done in defs if done < upto]
         # A rollup row is stamped with the last batch it counts, so a read "after batch
         # s" takes whole rows only if s is where one fold ended: fold in steps that end
         # at every batch a read has seen unfolded.
@@ -465,7 +620,7 @@ class DuckDBStore:
         self._seen = {s for s in self._seen if s > upto}
         if behind:
             self._exec("UPDATE rollup_defs SET seq = $s WHERE seq < $s", {"s": upto})
-            self._defs = [(i, d, max(done, upto)) for i, d, done in self._defs]
+            self._defs = [(i, d, max(done, upto)) for i, d, done in defs]
         self._unfolded = 0
 
     def put_alerts(self, states: list[dict[str, Any]], log: list[dict[str, Any]]) -> None:
