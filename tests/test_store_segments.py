@@ -303,7 +303,7 @@ def test_small_segments_are_merged_and_reads_stay_the_same(tmp_path: Path) -> No
     db = tmp_path / "e.duckdb"
     appends = small_appends(9)
     with DuckDBStore(db, segment_rows=10, compact_at=4, compact_rows=1000) as store:
-        for i, t in enumerate(appends[:3]):
+        for t in appends[:3]:
             store.append("request", t)
         assert segment_files(db) == [f"_seq={i}/part-0.parquet" for i in (1, 2, 3)]
         store.append("request", appends[3])  # the fourth small one: all four merge
