@@ -160,7 +160,6 @@ class DuckDBStore:
         # how many rows the rollups have not folded in yet (unknown at first).
         self._seq: int | None = None
         self._max_ts: dict[str, int | None] = {}  # epoch microseconds
-        self._spans: dict[str, list[tuple[float, float]]] = {}  # segments' times
         self._segs: dict[str, dict[int, _Segment]] | None = None  # committed segments
         self._retired: list[str] = []  # merged files, removed at the next merge
         self._defs: list[tuple[str, CountDef, int]] | None = None
@@ -404,7 +403,6 @@ class DuckDBStore:
                 raise
             self._seq = seq
             if segment is not None:
-                self._segment_spans(kind).append((lo, hi))
                 self._segs_of(kind)[seq] = segs[seq]
                 self._compact(kind)
             if table.num_rows:
@@ -452,21 +450,14 @@ class DuckDBStore:
             keep[np.asarray(found, dtype=np.int64)] = False
         return keep
 
-    def _segment_spans(self, kind: str) -> list[tuple[float, float]]:
-        """The time span of each of this kind's segments (from the segments table once
-        per open; a span not recorded counts as all time)."""
-        spans = self._spans.get(kind)
-        if spans is None:
-            rows = self._exec("SELECT lo, hi FROM segments WHERE kind = $k", {"k": kind})
-            inf = float("inf")
-            spans = [(-inf if a is None else a, inf if b is None else b) for a, b in rows]
-            self._spans[kind] = spans
-        return spans
-
     def _meets_segment(self, kind: str, lo: int, hi: int) -> bool:
         if self._segments is None or kind == "annotation":
             return False
-        return any(a <= hi and lo <= b for a, b in self._segment_spans(kind))
+        # a span not recorded (a store from before spans) counts as all time
+        return any(
+            (g.lo is None or g.lo <= hi) and (g.hi is None or lo <= g.hi)
+            for g in self._segs_of(kind).values()
+        )
 
     def _stored_max_ts(self, kind: str) -> int | None:
         if kind not in self._max_ts:
@@ -536,7 +527,6 @@ class DuckDBStore:
         self._retired = old
         assert self._segs is not None
         self._segs[kind] = segs
-        self._spans.pop(kind, None)
 
     def _folded_upto(self) -> int:
         """The last batch every registered rollup has folded (all of them when none
@@ -547,7 +537,6 @@ class DuckDBStore:
         """Drop what this writer remembers of the file, to read it again."""
         self._seq = None
         self._max_ts.clear()
-        self._spans.clear()
         self._segs = None
         self._defs = None
         self._unfolded = self.refresh_rows
