@@ -390,3 +390,24 @@ def test_a_store_whose_segments_were_not_listed_lists_them_when_opened(tmp_path:
             "e.duckdb.segments/request/_seq=1/part-0.parquet"
         ]
         assert store.count() == 20
+
+
+def test_a_failed_merge_fails_no_append_and_keeps_the_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "e.duckdb"
+    with DuckDBStore(db, segment_rows=10, compact_at=2, compact_rows=1000) as store:
+        assert store._segments is not None
+
+        def broken(files: object) -> pa.Table:
+            raise OSError("disk full")
+
+        monkeypatch.setattr(store._segments, "read", broken)
+        for t in small_appends(3):
+            assert store.append("request", t) == AppendResult(12, 12)
+        assert segment_files(db) == [f"_seq={i}/part-0.parquet" for i in (1, 2, 3)]
+        assert store.count() == 36
+        monkeypatch.undo()
+        store.append("request", small_appends(4)[3])  # merging works again
+        assert store.query("SELECT seq FROM segments").column(0).to_pylist() == [4]
+        assert store.count() == 48

@@ -20,6 +20,7 @@ All writes go through one lock on one connection; reads use their own cursors.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ ROWS = {"request": "request_rows", "score": "score_rows", "annotation": "annotat
 _KIND_OF = {"request_events": "request", "score_events": "score"}
 SCHEMAS = {"request": REQUEST_EVENT, "score": SCORE_EVENT, "annotation": ANNOTATION}
 DEFAULT_PATH = "slokit.duckdb"
+_log = logging.getLogger("slokit.store")
 # Rollups fold new events in once this many are waiting (or on `refresh`/`close`),
 # not at every commit: 12 rollup statements cost ~60 ms, a 1,000-event commit ~15 ms.
 # Reads stay exact meanwhile: `rollup` counts the unfolded rows from the raw events.
@@ -404,7 +406,10 @@ class DuckDBStore:
             self._seq = seq
             if segment is not None:
                 self._segs_of(kind)[seq] = segs[seq]
-                self._compact(kind)
+                try:
+                    self._compact(kind)
+                except Exception:  # the append has committed; merging can wait
+                    _log.exception("%s: could not merge small %s segments", self.path, kind)
             if table.num_rows:
                 top = self._max_ts.get(kind)
                 self._max_ts[kind] = hi if top is None or hi > top else top

@@ -6,8 +6,8 @@ being inserted into DuckDB's own table: on this 2-core machine DuckDB inserts ou
 21-column request rows at about 0.7-0.8M/s, and loads the same Parquet file itself at
 about 0.6M/s, while pyarrow writes them as Parquet at about 3M/s on two threads
 (bench/ingest_bulk.py); a gateway's 5-second delivery of 13,500 requests and their
-40,500 check scores cost the store about 180 ms of CPU as DuckDB rows (insert, commit,
-checkpoint) and 46 ms as segments (bench/store_deliveries.py). The view `request_events`
+40,500 check scores cost the store about 310 ms of CPU as DuckDB rows (insert, commit,
+checkpoint) and 78 ms as segments (bench/store_deliveries.py). The view `request_events`
 (and `score_events`) is DuckDB's own table of small appends UNION ALL the committed
 segments' files, listed by name in the view and read with hive partitioning, so `_seq`
 comes from the directory name and a read of recent batches (`_seq > n`) opens only
