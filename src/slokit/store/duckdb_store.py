@@ -273,6 +273,17 @@ class DuckDBStore:
         files = [f for seq in sorted(by) for f in by[seq].files]
         self._exec(self._segments.view_sql(TABLES[kind], ROWS[kind], kind, files))
 
+    def _record_segment(self, kind: str, seq: int, segs: dict[int, _Segment]) -> None:
+        """Record segment `segs[seq]` in the `segments` table and the view, in the
+        current transaction; `segs` is every committed segment of `kind` after it."""
+        g = segs[seq]
+        self._exec(
+            "INSERT INTO segments (kind, seq, rows, lo, hi, files) "
+            "VALUES ($k, $s, $n, $lo, $hi, $f)",
+            {"k": kind, "s": seq, "n": g.rows, "lo": g.lo, "hi": g.hi, "f": ";".join(g.files)},
+        )
+        self._put_view(kind, segs)
+
     def _check_segments(self) -> None:
         """Fail clearly when committed segments are missing (the .duckdb file was
         moved or copied without its .segments directory) instead of answering with
@@ -366,21 +377,9 @@ class DuckDBStore:
                     and table.num_rows >= self.segment_rows
                 ):
                     segment = self._segments.write(kind, seq, table)
-                    self._exec(
-                        "INSERT INTO segments (kind, seq, rows, lo, hi, files) "
-                        "VALUES ($k, $s, $n, $lo, $hi, $f)",
-                        {
-                            "k": kind,
-                            "s": seq,
-                            "n": table.num_rows,
-                            "lo": lo,
-                            "hi": hi,
-                            "f": ";".join(segment),
-                        },
-                    )
                     segs = dict(self._segs_of(kind))
                     segs[seq] = _Segment(table.num_rows, lo, hi, tuple(segment))
-                    self._put_view(kind, segs)
+                    self._record_segment(kind, seq, segs)
                 else:
                     # DuckDB scans an Arrow table one batch per thread: cut big ones
                     batches = table.to_batches(max_chunksize=SCAN_ROWS)
@@ -508,19 +507,7 @@ class DuckDBStore:
                 f"DELETE FROM segments WHERE kind = $k AND seq IN ({', '.join(map(str, group))})",
                 {"k": kind},
             )
-            self._exec(
-                "INSERT INTO segments (kind, seq, rows, lo, hi, files) "
-                "VALUES ($k, $s, $n, $lo, $hi, $f)",
-                {
-                    "k": kind,
-                    "s": top,
-                    "n": merged.num_rows,
-                    "lo": lo,
-                    "hi": hi,
-                    "f": ";".join(files),
-                },
-            )
-            self._put_view(kind, segs)
+            self._record_segment(kind, top, segs)
             self._exec("COMMIT")
         except BaseException:
             self._exec("ROLLBACK")
