@@ -61,6 +61,22 @@ def test_a_rolling_window_that_starts_mid_slice_counts_whole_slices_inside_it(
     assert (s.good, s.valid) == (1, 1)
 
 
+def test_a_timeslices_slo_evaluated_before_all_its_events_has_no_data(
+    store: DuckDBStore,
+) -> None:
+    # every stored event lies after the evaluation time (an evaluation of the past)
+    put(store, [event(m, "error") for m in range(700, 703)])
+    spec = spec_of(
+        "  - name: ts\n    objective: 50\n    window: 2h\n"
+        "    budgeting: {method: timeslices, slice: 1h, slice_target: 99}\n"
+        "    sli: availability\n"
+    )
+    [s] = evaluate(spec, store, at(600))
+    assert (s.good, s.valid, s.no_data) == (0, 0, True)
+    [later] = evaluate(spec, store, at(780))
+    assert (later.good, later.valid) == (0, 1)  # the 11:00 slice held the errors
+
+
 def test_a_calendar_month_across_the_october_dst_change_is_one_hour_longer() -> None:
     # Berlin leaves summer time on 2026-10-25: October has 31 days and one extra hour.
     at_minute = to_minute(datetime(2026, 10, 26, 12, tzinfo=UTC))

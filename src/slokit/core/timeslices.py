@@ -27,7 +27,7 @@ def fold(series: Series, slice_minutes: int, slice_target: float, *, ratio: bool
     good = _slice_sums(series.good, slice_minutes)
     valid = _slice_sums(series.valid, slice_minutes)
     has = valid > 0
-    ratios = np.divide(good, valid, out=np.zeros_like(good), where=has)
+    ratios = np.divide(good, valid, out=np.zeros(len(good)), where=has)
     # Tolerate float noise: a slice exactly at its target is good.
     verdict = ratios if ratio else (ratios >= slice_target - 1e-12).astype(float)
     return Series(series.start, slice_minutes, np.where(has, verdict, 0.0), has.astype(float))

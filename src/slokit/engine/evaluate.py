@@ -134,7 +134,8 @@ class Evaluator:
 
         def dense(values: np.ndarray) -> np.ndarray:
             flat = np.bincount(idx, weights=values[inside], minlength=shape[0] * n)
-            return flat.reshape(shape)
+            # with no minute inside (every event after `hi`), numpy counts in integers
+            return flat.astype(np.float64, copy=False).reshape(shape)
 
         good, valid, aux = dense(cached.good), dense(cached.valid), dense(cached.aux)
         if slo.exclusions:
