@@ -13,6 +13,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,13 +46,15 @@ def build(path: Path, events: int) -> int:
 
 
 def one_more_minute(store: DuckDBStore) -> pa.Table:
-    """The last stored minute of traffic again, one minute later, with new ids."""
+    """The last stored minute of traffic again, one minute later, with ids new to the
+    store (the store is kept for later runs: ids of an earlier run's minute would be
+    recognised as repeats and nothing stored)."""
     last = store.query(
         "SELECT * EXCLUDE (_seq) FROM request_events WHERE ts >= $a AND ts < $b",
         {"a": END - timedelta(minutes=1), "b": END},
     )
     ts = pc.add(last.column("ts"), pa.scalar(timedelta(minutes=1), pa.duration("us")))
-    ids = pc.binary_join_element_wise(last.column("event_id"), "+1m", "")
+    ids = pc.binary_join_element_wise(last.column("event_id"), f"+1m-{time.time_ns()}", "")
     return last.set_column(1, "ts", ts).set_column(0, "event_id", ids)
 
 
@@ -71,7 +74,8 @@ def measure(path: Path, raw: bool) -> dict[str, float]:
         result["statuses"] = len(statuses)
         if not raw:
             extra = one_more_minute(store)
-            store.append("request", extra)
+            stored = store.append("request", extra).inserted
+            assert stored == extra.num_rows, (stored, extra.num_rows)
             times = []
             for _ in range(3):  # the first reads the new minute; the others find nothing new
                 with timer() as t:
