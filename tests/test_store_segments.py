@@ -100,11 +100,12 @@ def test_rollups_count_segments_as_they_count_rows(tmp_path: Path) -> None:
     assert results[0][0] == (30 + 2 + 18, 68.0)  # every 4th event, from the first, fails
 
 
-def test_scores_become_segments_too(tmp_path: Path) -> None:
-    n = 30
-    scores = pa.table(
+def score_batch(event_ids: list[str]) -> pa.Table:
+    """Check scores with these ids, one second apart from T0."""
+    n = len(event_ids)
+    return pa.table(
         {
-            "event_id": pa.array(ids("s", n)),
+            "event_id": pa.array(event_ids),
             "ts": pa.array([T0 + timedelta(seconds=i) for i in range(n)], TS),
             "request_id": pa.array(ids("a", n)),
             "service": pa.array(["svc"] * n),
@@ -116,6 +117,11 @@ def test_scores_become_segments_too(tmp_path: Path) -> None:
         },
         schema=SCORE_EVENT,
     )
+
+
+def test_scores_become_segments_too(tmp_path: Path) -> None:
+    n = 30
+    scores = score_batch(ids("s", n))
     db = tmp_path / "e.duckdb"
     with DuckDBStore(db, segment_rows=10) as store:
         assert store.append("score", scores) == AppendResult(n, n)
@@ -390,6 +396,29 @@ def test_a_store_whose_segments_were_not_listed_lists_them_when_opened(tmp_path:
             "e.duckdb.segments/request/_seq=1/part-0.parquet"
         ]
         assert store.count() == 20
+
+
+def test_segments_on_disk_that_no_record_names_are_adopted_not_removed(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "e.duckdb"
+    with DuckDBStore(db, segment_rows=10) as store:
+        store.append("request", batch(ids("a", 20)))
+        store.append("request", batch(ids("b", 3)))  # DuckDB rows
+        store.append("score", score_batch(ids("s", 12)))
+    con = duckdb.connect(str(db))  # as a development build left it: nothing recorded
+    con.execute("DELETE FROM segments")
+    con.close()
+    with DuckDBStore(db, segment_rows=10) as store:
+        assert store.count() == 23 and store.count("score") == 12
+        recorded = store.query("SELECT kind, seq, rows FROM segments ORDER BY seq")
+        assert recorded.to_pylist() == [
+            {"kind": "request", "seq": 1, "rows": 20},
+            {"kind": "score", "seq": 3, "rows": 12},
+        ]
+        store.append("request", batch(ids("a", 20)))  # repeats are still recognised
+        assert store.count() == 23
+    assert len(segment_files(db)) == 1
 
 
 def test_a_failed_merge_fails_no_append_and_keeps_the_segments(

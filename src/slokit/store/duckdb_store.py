@@ -225,6 +225,8 @@ class DuckDBStore:
             if self._segments is not None:
                 self._check_segments()  # before the views name their files
                 segs = self._load_segments()
+                if not any(segs.values()) and self._adopt_unrecorded():
+                    segs = self._load_segments()
                 listed = {f for by in segs.values() for g in by.values() for f in g.files}
                 self._segments.prepare(SCHEMAS, committed_seq=self.seq(), listed=listed)
             for kind, view in TABLES.items():
@@ -260,6 +262,34 @@ class DuckDBStore:
             segs[kind][int(seq)] = _Segment(int(n), lo, hi, tuple(split_files(files)))
         self._segs = segs
         return segs
+
+    def _adopt_unrecorded(self) -> int:
+        """Record segments that a development build wrote without recording them: with
+        no committed segment at all, files in batch directories up to the committed
+        batch are not a crash's leftovers (a segment's batch commits with its record,
+        and a merge leaves its merged segment recorded), so they are adopted instead of
+        removed. Returns how many."""
+        assert self._segments is not None
+        top, adopted = self.seq(), 0
+        for kind in KINDS:
+            for seq in sorted(self._segments.seqs(kind) or []):
+                files = self._segments.on_disk(kind, seq) if 0 < seq <= top else []
+                if files:
+                    self._exec(
+                        "INSERT INTO segments (kind, seq, rows, files) VALUES ($k, $s, $n, $f)",
+                        {
+                            "k": kind,
+                            "s": seq,
+                            "n": self._segments.rows(files),
+                            "f": ";".join(files),
+                        },
+                    )
+                    adopted += 1
+        if adopted:
+            _log.warning(
+                "%s: recorded %d segments that were on disk unrecorded", self.path, adopted
+            )
+        return adopted
 
     def _segs_of(self, kind: str) -> dict[int, _Segment]:
         segs = self._segs if self._segs is not None else self._load_segments()

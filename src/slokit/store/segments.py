@@ -18,7 +18,9 @@ Small segments are merged (`DuckDBStore` compaction) into one file in the direct
 the newest of them, so their rows take that batch number: only batches every rollup has
 already folded are merged, and reads after a fold never look below it, so no count
 moves. The merged files stay on disk until the next merge (a read that began before it
-may still open them) and are removed when the writer next opens the store.
+may still open them) and are removed when the writer next opens the store. A store
+whose segment files are on disk but none recorded (written by a development build
+before the `segments` table) has them recorded when the writer opens it, not removed.
 
 Durability and crashes: a segment is written to `*.part` files, fsynced, renamed into
 place and its directory fsynced before the append's transaction commits. A file that
@@ -167,6 +169,10 @@ class Segments:
     def read(self, files: Iterable[str]) -> pa.Table:
         """The rows of segment `files` (relative paths), without `_seq`."""
         return pa.concat_tables([pq.ParquetFile(self.base / f).read() for f in files])
+
+    def rows(self, files: Iterable[str]) -> int:
+        """How many rows segment `files` hold, from their footers."""
+        return sum(pq.read_metadata(self.base / f).num_rows for f in files)
 
     def seqs(self, kind: str) -> list[int] | None:
         """The batch numbers stored as segments, or None when this store has no
