@@ -55,7 +55,7 @@ ROW_GROUP = 122_880
 _PART_ROWS = 2 * ROW_GROUP  # a segment is cut into files of at least this many rows,
 _THREADS = 2  # written in parallel
 _ID_COLUMNS = {"event_id", "request_id", "comment", "text"}  # unique-ish: no dictionary
-PLACEHOLDER = "_seq=0"  # an empty file, so the view's glob always matches
+PLACEHOLDER = "_seq=0"  # an empty file, listed first, so the view reads a file list never empty
 
 
 class Segments:
