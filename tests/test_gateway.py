@@ -61,7 +61,7 @@ def running_gateway(config: GatewayConfig) -> Iterator[Running]:
 
     records: dict[str, list[dict[str, Any]]] = {"request": [], "score": []}
 
-    async def deliver(kind: str, table: pa.Table) -> None:
+    async def deliver(kind: str, table: pa.Table, key: str) -> None:
         for r in table.to_pylist():  # back to the proxy's own record form
             r["ts"] = r["ts"].timestamp()
             if kind == "request":

@@ -275,7 +275,7 @@ def test_sink_add_checks_counts_each_check_and_delivers_scores() -> None:
 async def _sink_checks() -> None:
     got: list[list[str]] = []
 
-    async def deliver(kind: str, table: pa.Table) -> None:
+    async def deliver(kind: str, table: pa.Table, key: str) -> None:
         assert kind == "score"
         got.append(table.column("event_id").to_pylist())
 
@@ -301,14 +301,15 @@ def test_sink_retries_then_delivers_and_counts_drops() -> None:
 
 
 async def _sink_retries() -> None:
-    got: list[int] = []
+    got: list[tuple[str, list[str]]] = []
     fail = [True]
 
-    async def deliver(kind: str, table: pa.Table) -> None:
+    async def deliver(kind: str, table: pa.Table, key: str) -> None:
         if fail[0]:
             fail[0] = False
+            got.append((key, ["failed"]))
             raise RuntimeError("store away")
-        got.append(table.column("event_id").to_pylist())
+        got.append((key, table.column("event_id").to_pylist()))
 
     sink = EventSink(deliver, batch=2, interval_s=0.01, buffer=3, max_backoff_s=0.05)
     for i in range(4):
@@ -316,7 +317,34 @@ async def _sink_retries() -> None:
     assert sink.dropped["request"] == 1  # the buffer holds 3
     sink.start()
     await sink.close(timeout_s=5)
-    assert got == [["e0", "e1"], ["e2"]] and sink.failures == 1
+    assert [ids for _, ids in got] == [["failed"], ["e0", "e1"], ["e2"]] and sink.failures == 1
+    # the retry carries the failed delivery's key; the next delivery a key of its own
+    assert got[0][0] == got[1][0] != got[2][0]
+    assert sink.delivered["request"] == 3 and sink.pending() == 0
+
+
+def test_sink_retries_exactly_the_failed_delivery_under_its_key() -> None:
+    asyncio.run(_sink_exact_retry())
+
+
+async def _sink_exact_retry() -> None:
+    got: list[tuple[str, list[str]]] = []
+    sink: EventSink
+
+    async def deliver(kind: str, table: pa.Table, key: str) -> None:
+        got.append((key, table.column("event_id").to_pylist()))
+        if len(got) == 1:  # events arrive while the failed delivery waits for its retry
+            sink.add("request", _record(7))
+            raise RuntimeError("answer lost")
+
+    sink = EventSink(deliver, batch=10, interval_s=0.01, max_backoff_s=0.05)
+    sink.add("request", _record(0))
+    sink.add("request", _record(1))
+    sink.start()
+    await sink.close(timeout_s=5)
+    # not the failed batch plus the new event: the same batch, then the new one apart
+    assert [ids for _, ids in got] == [["e0", "e1"], ["e0", "e1"], ["e7"]]
+    assert got[0][0] == got[1][0] and got[2][0] != got[0][0]
     assert sink.delivered["request"] == 3 and sink.pending() == 0
 
 
@@ -331,7 +359,7 @@ def test_sink_converts_every_round_but_delivers_in_bulk() -> None:
 async def _sink_bulk() -> None:
     got: list[int] = []
 
-    async def deliver(kind: str, table: pa.Table) -> None:
+    async def deliver(kind: str, table: pa.Table, key: str) -> None:
         got.append(table.num_rows)
 
     sink = EventSink(deliver, batch=1000, interval_s=0.01, deliver_interval_s=60)

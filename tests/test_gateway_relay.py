@@ -232,7 +232,7 @@ async def _back_pressure() -> None:
 
 
 async def _relay_through_gateway(url: str, sse: bytes, upstream_done: asyncio.Event) -> None:
-    async def deliver(kind: str, table: pa.Table) -> None:
+    async def deliver(kind: str, table: pa.Table, key: str) -> None:
         return None  # the events are not what this test checks
 
     config = loads_gateway(

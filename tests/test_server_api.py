@@ -353,6 +353,45 @@ def test_posting_the_same_batch_twice_stores_it_once(api: Api, batch: list[Any])
     assert api.store.count() == 5
 
 
+def test_a_batch_resent_under_its_idempotency_key_gets_the_first_answer(api: Api) -> None:
+    keyed = {**AUTH, "idempotency-key": "gw-1-7"}
+    batch = [event(1), event(2, latency_ms=-5.0), event(3)]
+    first = api.post("/v1/events", json=batch, headers=keyed)
+    again = api.post("/v1/events", json=batch, headers=keyed)
+
+    bad = {"index": 1, "line": None, "field": "latency_ms", "reason": NEGATIVE_LATENCY}
+    answer = {**outcome(accepted=2, errors=(bad,)), "replayed": False}
+    assert (first.status_code, first.json()) == (200, answer)
+    assert (again.status_code, again.json()) == (200, {**answer, "replayed": True})
+    assert api.event_ids() == ["req-0001", "req-0003"]
+    text = api.get("/metrics").text
+    assert metric(text, "slokit_ingest_records_total", kind="request", result="replayed") == 2
+
+    # another batch under a used key: refused, nothing stored
+    other = api.post("/v1/events", json=[event(4)], headers=keyed)
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    assert "first sent with a batch of 2 valid request records, this one has 1" in other.text
+    assert api.event_ids() == ["req-0001", "req-0003"]
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("", "it is empty"),
+        ("k" * 256, "it is 256 characters long; the most is 255"),
+        ("caf\u00e9".encode().decode("unicode_escape"), "characters other than printable ASCII"),
+    ],
+)
+def test_an_unusable_idempotency_key_is_400(api: Api, key: str, problem: str) -> None:
+    headers = {**AUTH, "idempotency-key": key.encode("latin-1")}
+    response = api.post("/v1/events", json=[event(1)], headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "bad_idempotency_key"
+    assert problem in response.json()["error"]["message"]
+    assert api.store.count() == 0
+
+
 # -- bodies: size limit and encodings ------------------------------------------------
 
 LIMIT = 1024

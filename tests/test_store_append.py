@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from slokit.events.schema import REQUEST_EVENT, TS
+from slokit.events.schema import REQUEST_EVENT, SCORE_EVENT, TS
 from slokit.events.validate import validate_records
-from slokit.store import AppendResult, CountDef, DuckDBStore
+from slokit.store import AppendResult, CountDef, DuckDBStore, batch_keys
 from slokit.store.definitions import MINUTE
 
 from conftest import T0, event
@@ -134,6 +134,80 @@ def test_a_failed_append_leaves_nothing_and_the_next_one_works(
     assert store.append("request", batch(["b", "c"], minute0=1)) == AppendResult(2, 2)
     assert stored_ids(store) == ["a", "b", "c"]
     assert store.seq() == 2
+
+
+def test_a_batch_whose_key_is_stored_is_answered_as_first_and_not_stored_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "e.duckdb"
+    with DuckDBStore(path) as store:
+        store.append("request", batch(["s1"]))
+        first = store.append("request", batch(["a", "b", "b"], minute0=1), key="k1")
+        assert first == AppendResult(3, 2)
+        # the same key for another kind is another batch
+        score = {"event_id": "a:x", "ts": T0, "service": "svc", "name": "x", "value": 1.0}
+        scores = pa.Table.from_pylist([score], schema=SCORE_EVENT)
+        assert store.append("score", scores, key="k1") == AppendResult(1, 1)
+    with DuckDBStore(path) as store:  # keys outlive the process
+        again = store.append("request", batch(["a", "b", "b"], minute0=1), key="k1")
+        assert again == AppendResult(3, 2, replayed=True)
+        assert stored_ids(store) == ["a", "b", "s1"] and store.seq() == 3
+
+
+def test_a_keyed_batch_is_checked_within_itself_not_against_the_store(
+    store: DuckDBStore,
+) -> None:
+    """The key vouches that its ids are new (a gateway worker's are unique): the stored
+    events are not probed, repeats inside the batch still are dropped."""
+    store.append("request", batch(["a", "b"]))
+    assert store.append("request", batch(["a", "c", "c"]), key="k") == AppendResult(3, 2)
+    assert stored_ids(store) == ["a", "a", "b", "c"]
+    # without a key the same batch is probed: nothing new
+    assert store.append("request", batch(["a", "c"])) == AppendResult(2, 0)
+
+
+def test_a_group_with_keyed_and_unkeyed_batches_probes_them_all(store: DuckDBStore) -> None:
+    store.append("request", batch(["s1"]))
+    results = store.append_many(
+        "request",
+        [batch(["s1", "a"]), batch(["b"], minute0=1), batch(["a", "c"]), batch(["b"], minute0=1)],
+        ["k1", None, "k2", "k1"],  # the last: the first batch's key again
+    )
+    assert results == [
+        AppendResult(2, 1),
+        AppendResult(1, 1),
+        AppendResult(2, 1),
+        AppendResult(2, 1, replayed=True),
+    ]
+    assert stored_ids(store) == ["a", "b", "c", "s1"]
+
+
+def test_a_failed_keyed_append_keeps_no_key(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failed_append(store, batch(["a"]), monkeypatch)
+    assert store.append("request", batch(["a"]), key="k") == AppendResult(1, 1)
+    assert store.append("request", batch(["a"]), key="k") == AppendResult(1, 1, replayed=True)
+    assert stored_ids(store) == ["a"]
+
+
+def test_the_store_forgets_its_oldest_keys_past_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_keys, "_PRUNE_EVERY", 2)
+    path = tmp_path / "e.duckdb"
+    with DuckDBStore(path) as store:
+        store._keys.limit = 3
+        for i in range(6):
+            store.append("request", batch([f"e{i}"], minute0=i), key=f"k{i}")
+        kept = store.query("SELECT key FROM batch_keys ORDER BY seq").column(0).to_pylist()
+        assert kept == ["k2", "k3", "k4", "k5"]  # pruned in steps of two forgotten keys
+        assert store.append("request", batch(["e0"]), key="k0").replayed is False
+        assert store.append("request", batch(["e5"], minute0=5), key="k5").replayed is True
+    with DuckDBStore(path) as store:  # the newest keys are the ones loaded
+        store._keys.limit = 2
+        assert store.append("request", batch(["e3"], minute0=3), key="k3").replayed is False
+        assert store.append("request", batch(["e0"]), key="k0").replayed is True
 
 
 def test_rollups_fold_in_late_and_reads_stay_exact(tmp_path: Path) -> None:

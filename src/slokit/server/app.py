@@ -36,6 +36,8 @@ from slokit.events.schema import ARROW_STREAM
 from slokit.events.validate import Rejection, Validated, validate, validate_records
 from slokit.server.metrics import ServerMetrics
 from slokit.server.writer import StoreWriter
+from slokit.store.batch_keys import MAX_LENGTH as MAX_KEY_LENGTH
+from slokit.store.batch_keys import key_problem
 from slokit.store.duckdb_store import DuckDBStore
 
 if TYPE_CHECKING:
@@ -162,16 +164,17 @@ class Server:
 
     async def ingest(self, request: Request, kind: str) -> Response:
         self._check_token(request)
+        key = _idempotency_key(request)
         body = await self._body(request)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(ARROW_STREAM):
             arrow = await asyncio.to_thread(_arrow_stream, body, kind)
-            return await self._respond(kind, arrow.table, arrow.rejected)
+            return await self._respond(kind, arrow.table, arrow.rejected, key)
         fast = await asyncio.to_thread(_fast_ndjson, body, content_type, kind)
         if fast is not None:
-            return await self._respond(kind, fast.table, fast.rejected)
+            return await self._respond(kind, fast.table, fast.rejected, key)
         records, pre, index_map = parse_records(body, content_type)
-        return await self._store_records(records, pre, kind, index_map)
+        return await self._store_records(records, pre, kind, index_map, key)
 
     async def _store_records(
         self,
@@ -179,29 +182,43 @@ class Server:
         pre: list[Rejection],
         kind: str,
         index_map: list[int] | None = None,
+        key: str | None = None,
     ) -> Response:
         checked: Validated = await asyncio.to_thread(validate_records, records, kind)
         rejected = sorted(
             pre + [_remap(r, index_map) for r in checked.rejected], key=lambda r: r.index
         )
-        return await self._respond(kind, checked.table, rejected)
+        return await self._respond(kind, checked.table, rejected, key)
 
-    async def _respond(self, kind: str, table: pa.Table, rejected: list[Rejection]) -> Response:
+    async def _respond(
+        self, kind: str, table: pa.Table, rejected: list[Rejection], key: str | None = None
+    ) -> Response:
         with self.metrics.write_seconds.time():
-            result = await self.writer.append(kind, table)
-        self.metrics.records.labels(kind, "accepted").inc(result.inserted)
-        self.metrics.records.labels(kind, "duplicate").inc(result.duplicates)
+            result = await self.writer.append(kind, table, key)
+        if result.replayed and result.received != table.num_rows:
+            raise ApiError(
+                409,
+                "idempotency_key_reused",
+                f"Idempotency-Key {key!r} was first sent with a batch of {result.received} "
+                f"valid {kind} records, this one has {table.num_rows}: a retry must send "
+                "the same batch; a new batch needs a new key",
+            )
+        if result.replayed:
+            self.metrics.records.labels(kind, "replayed").inc(result.received)
+        else:
+            self.metrics.records.labels(kind, "accepted").inc(result.inserted)
+            self.metrics.records.labels(kind, "duplicate").inc(result.duplicates)
         self.metrics.records.labels(kind, "rejected").inc(len(rejected))
         status = 400 if rejected and result.received == 0 else 200
-        return _json(
-            {
-                "accepted": result.inserted,
-                "duplicates": result.duplicates,
-                "rejected": len(rejected),
-                "errors": [r.to_dict() for r in rejected[:MAX_ERRORS]],
-            },
-            status,
-        )
+        answer = {
+            "accepted": result.inserted,
+            "duplicates": result.duplicates,
+            "rejected": len(rejected),
+            "errors": [r.to_dict() for r in rejected[:MAX_ERRORS]],
+        }
+        if key is not None:
+            answer["replayed"] = result.replayed
+        return _json(answer, status)
 
     async def traces(self, request: Request) -> Response:
         self._check_token(request)
@@ -352,6 +369,23 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
         rest = d.unused_data
         if encoding != "gzip" or not rest.strip(b"\0"):
             return b"".join(out)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The batch's `Idempotency-Key` header (`slokit.store.batch_keys`), checked."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    problem = key_problem(key)
+    if problem is not None:
+        raise ApiError(
+            400,
+            "bad_idempotency_key",
+            f"the Idempotency-Key header is not usable: {problem}; send 1 to "
+            f"{MAX_KEY_LENGTH} printable ASCII characters, the same for every retry of "
+            "one batch",
+        )
+    return key
 
 
 def _arrow_stream(body: bytes, kind: str) -> Validated:

@@ -30,6 +30,7 @@ class _Job:
     future: asyncio.Future[Any]
     kind: str = ""
     table: pa.Table | None = None
+    key: str | None = None  # the batch's idempotency key
     call: Callable[[], Any] | None = None
 
     def resolve(self, result: Any = None, error: BaseException | None = None) -> None:
@@ -52,9 +53,9 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._run, name="slokit-writer", daemon=True)
         self._thread.start()
 
-    async def append(self, kind: str, table: pa.Table) -> AppendResult:
+    async def append(self, kind: str, table: pa.Table, key: str | None = None) -> AppendResult:
         loop = asyncio.get_running_loop()
-        job = _Job(loop, loop.create_future(), kind=kind, table=table)
+        job = _Job(loop, loop.create_future(), kind=kind, table=table, key=key)
         self._queue.put(job)
         result: AppendResult = await job.future
         return result
@@ -107,7 +108,8 @@ class StoreWriter:
     def _do_group(self, group: list[_Job]) -> None:
         try:
             tables = [j.table for j in group if j.table is not None]
-            results = self.store.append_many(group[0].kind, tables)
+            keys = [j.key for j in group if j.table is not None]
+            results = self.store.append_many(group[0].kind, tables, keys)
         except Exception as exc:
             for j in group:
                 j.resolve(error=exc)

@@ -34,6 +34,8 @@ import pyarrow.compute as pc
 
 from slokit.errors import StoreError
 from slokit.events.schema import ANNOTATION, REQUEST_EVENT, SCORE_EVENT
+from slokit.store.batch_keys import TABLE_SQL as BATCH_KEYS_SQL
+from slokit.store.batch_keys import BatchKeys
 from slokit.store.definitions import MINUTE, CountDef
 from slokit.store.segments import (
     COMPACT_AT,
@@ -72,6 +74,9 @@ class _Segment:
 class AppendResult:
     received: int
     inserted: int
+    # the batch's idempotency key was stored: nothing was stored now, and the counts
+    # are those of the batch that first carried the key
+    replayed: bool = False
 
     @property
     def duplicates(self) -> int:
@@ -169,6 +174,7 @@ class DuckDBStore:
         # batches that reads saw before the rollups had folded them in (see `rollup`)
         self._seen: set[int] = set()
         self._fold_lock = threading.Lock()
+        self._keys = BatchKeys(self._exec)  # idempotency keys of committed batches
         try:
             self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.IOException as exc:
@@ -243,6 +249,7 @@ class DuckDBStore:
             )
             for sql in ALERT_TABLES:
                 self._exec(sql)
+            self._exec(BATCH_KEYS_SQL)
 
     def _load_segments(self) -> dict[str, dict[int, _Segment]]:
         """The committed segments, from the `segments` table; a segment recorded before
@@ -373,93 +380,144 @@ class DuckDBStore:
         rows = self._cursor().execute("SELECT value FROM meta WHERE key = 'seq'").fetchall()
         return int(rows[0][0]) if rows else 0
 
-    def append(self, kind: str, table: pa.Table) -> AppendResult:
+    def append(self, kind: str, table: pa.Table, key: str | None = None) -> AppendResult:
         """Insert validated records, skipping event_ids already stored (idempotent
-        ingest), in one transaction; rollups follow (`refresh_rows`)."""
-        return self.append_many(kind, [table])[0]
+        ingest), in one transaction; rollups follow (`refresh_rows`). With an
+        idempotency `key` (`slokit.store.batch_keys`), a batch whose key is stored is
+        answered as first stored and not stored again, and its ids are not probed."""
+        return self.append_many(kind, [table], [key])[0]
 
-    def append_many(self, kind: str, tables: list[pa.Table]) -> list[AppendResult]:
+    def append_many(
+        self, kind: str, tables: list[pa.Table], keys: list[str | None] | None = None
+    ) -> list[AppendResult]:
         """`append` for several batches in one transaction (group commit), with each
         batch's own counts. An event_id repeated across batches is stored once, for
-        the first batch that carries it."""
+        the first batch that carries it; so is a batch whose key an earlier one has."""
         self._require_writable()
         schema = SCHEMAS[kind]
         parts = [t if t.schema == schema else t.cast(schema) for t in tables]
+        keys = [None] * len(parts) if keys is None else keys
+        results: list[AppendResult | None] = [None] * len(parts)
+        with self._lock:
+            stored = self._keys.find(kind, keys) if any(keys) else {}
+            fresh: list[int] = []
+            first: dict[str, int] = {}  # key -> the batch of this group that carries it
+            for i, key in enumerate(keys):
+                if key is not None and key in stored:
+                    results[i] = AppendResult(*stored[key], replayed=True)
+                elif key is None or key not in first:
+                    fresh.append(i)
+                    if key is not None:
+                        first[key] = i
+            if fresh:
+                # a keyed batch vouches for its ids: probed only among the batches
+                trusted = all(keys[i] is not None for i in fresh)
+                counts = self._append_new(kind, [parts[i] for i in fresh], keys, fresh, trusted)
+                for i, n in zip(fresh, counts, strict=True):
+                    results[i] = AppendResult(parts[i].num_rows, n)
+        for i, key in enumerate(keys):
+            if results[i] is None:  # a key repeated in the group: as its first batch
+                assert key is not None
+                done = results[first[key]]
+                assert done is not None
+                results[i] = AppendResult(done.received, done.inserted, replayed=True)
+        return [r for r in results if r is not None]
+
+    def _append_new(
+        self,
+        kind: str,
+        parts: list[pa.Table],
+        keys: list[str | None],
+        at: list[int],
+        trusted: bool,
+    ) -> list[int]:
+        """Store `parts` (batches `at` of the group) in one transaction; how many events
+        of each were new. Holds the write lock."""
+        schema = SCHEMAS[kind]
         sizes = [t.num_rows for t in parts]
         if sum(sizes) == 0:
-            return [AppendResult(0, 0) for _ in parts]
+            return sizes
         table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         ts = table.column("ts")
         span = pc.min_max(ts.cast(pa.int64()))
         lo, hi = span["min"].as_py(), span["max"].as_py()  # epoch microseconds
         segment: list[str] | None = None
-        with self._lock:
-            con = self._con
-            self._exec("BEGIN TRANSACTION")
-            try:
-                seq = self.seq() + 1
-                keep = self._new_rows(kind, table, lo, hi)
-                if keep is not None:
-                    table = table.filter(pa.array(keep))
-                if (
-                    self._segments is not None
-                    and kind != "annotation"
-                    and table.num_rows >= self.segment_rows
-                ):
-                    segment = self._segments.write(kind, seq, table)
-                    segs = dict(self._segs_of(kind))
-                    segs[seq] = _Segment(table.num_rows, lo, hi, tuple(segment))
-                    self._record_segment(kind, seq, segs)
-                else:
-                    # DuckDB scans an Arrow table one batch per thread: cut big ones
-                    batches = table.to_batches(max_chunksize=SCAN_ROWS)
-                    con.register("_batch", pa.Table.from_batches(batches, schema=schema))
-                    try:
-                        self._exec(f"INSERT INTO {ROWS[kind]} SELECT *, {seq} FROM _batch")
-                    finally:
-                        con.unregister("_batch")
-                self._exec("UPDATE meta SET value = $s WHERE key = 'seq'", {"s": seq})
-                self._unfolded += table.num_rows
-                if self._unfolded >= self.refresh_rows and kind != "annotation":
-                    with self._fold_lock:  # held through the commit: see `rollup`
-                        self._refresh_locked(upto=seq)
-                        self._exec("COMMIT")
-                else:
-                    self._exec("COMMIT")
-            except BaseException:
-                self._exec("ROLLBACK")
-                if segment is not None and self._segments is not None:
-                    self._segments.discard(segment)
-                self._forget()
-                raise
-            self._seq = seq
-            if segment is not None:
-                self._segs_of(kind)[seq] = segs[seq]
+        con = self._con
+        self._exec("BEGIN TRANSACTION")
+        try:
+            seq = self.seq() + 1
+            keep = self._new_rows(kind, table, lo, hi, probe=not trusted)
+            if keep is None:
+                inserted = sizes
+            else:
+                table = table.filter(pa.array(keep))
+                kept = np.concatenate([[0], np.cumsum(keep)])[np.cumsum([0, *sizes])]
+                inserted = np.diff(kept).tolist()
+            if (
+                self._segments is not None
+                and kind != "annotation"
+                and table.num_rows >= self.segment_rows
+            ):
+                segment = self._segments.write(kind, seq, table)
+                segs = dict(self._segs_of(kind))
+                segs[seq] = _Segment(table.num_rows, lo, hi, tuple(segment))
+                self._record_segment(kind, seq, segs)
+            else:
+                # DuckDB scans an Arrow table one batch per thread: cut big ones
+                batches = table.to_batches(max_chunksize=SCAN_ROWS)
+                con.register("_batch", pa.Table.from_batches(batches, schema=schema))
                 try:
-                    self._compact(kind)
-                except Exception:  # the append has committed; merging can wait
-                    _log.exception("%s: could not merge small %s segments", self.path, kind)
-            if table.num_rows:
-                top = self._max_ts.get(kind)
-                self._max_ts[kind] = hi if top is None or hi > top else top
-        if keep is None:
-            inserted = sizes
-        else:
-            kept = np.concatenate([[0], np.cumsum(keep)])[np.cumsum([0, *sizes])]
-            inserted = np.diff(kept).tolist()
-        return [AppendResult(n, i) for n, i in zip(sizes, inserted, strict=True)]
+                    self._exec(f"INSERT INTO {ROWS[kind]} SELECT *, {seq} FROM _batch")
+                finally:
+                    con.unregister("_batch")
+            keyed = [
+                (key, n, i)
+                for key, n, i in zip((keys[j] for j in at), sizes, inserted, strict=True)
+                if key is not None
+            ]
+            self._keys.add(kind, seq, keyed)
+            self._exec("UPDATE meta SET value = $s WHERE key = 'seq'", {"s": seq})
+            self._unfolded += table.num_rows
+            if self._unfolded >= self.refresh_rows and kind != "annotation":
+                with self._fold_lock:  # held through the commit: see `rollup`
+                    self._refresh_locked(upto=seq)
+                    self._exec("COMMIT")
+            else:
+                self._exec("COMMIT")
+        except BaseException:
+            self._exec("ROLLBACK")
+            if segment is not None and self._segments is not None:
+                self._segments.discard(segment)
+            self._forget()
+            raise
+        self._seq = seq
+        self._keys.committed(kind, seq, [k for k, _, _ in keyed])
+        if segment is not None:
+            self._segs_of(kind)[seq] = segs[seq]
+            try:
+                self._compact(kind)
+            except Exception:  # the append has committed; merging can wait
+                _log.exception("%s: could not merge small %s segments", self.path, kind)
+        if table.num_rows:
+            top = self._max_ts.get(kind)
+            self._max_ts[kind] = hi if top is None or hi > top else top
+        return [int(n) for n in inserted]
 
-    def _new_rows(self, kind: str, table: pa.Table, lo: int, hi: int) -> np.ndarray | None:
+    def _new_rows(
+        self, kind: str, table: pa.Table, lo: int, hi: int, *, probe: bool = True
+    ) -> np.ndarray | None:
         """Which rows to store: None for all of them, else a mask that drops the
         event_ids already stored (same id, within the batch's time range) and
         repeats within the batch after the first. The stored table is probed only
-        when the batch's time range reaches back to what it holds."""
+        when the batch's time range reaches back to what it holds, and `probe`."""
         keep: np.ndarray | None = None
         if _has_repeats(self._con, table):
             ids = pc.dictionary_encode(table.column("event_id")).combine_chunks()
             codes = np.asarray(ids.indices.to_numpy(zero_copy_only=False))
             keep = np.zeros(table.num_rows, dtype=bool)
             keep[np.unique(codes, return_index=True)[1]] = True
+        if not probe:
+            return keep
         top = self._stored_max_ts(kind)
         if top is None or lo > top:
             return keep
