@@ -13,7 +13,8 @@ keeping it current reads only the new rows (DESIGN.md, storage rules).
 Rollups fold new events in once `refresh_rows` of them wait (and on `refresh` and
 `close`), not at every commit; a read counts what is not folded yet from the raw
 events, so it is always exact. An append probes the stored events for its ids only
-when its time range reaches back to what is stored.
+when its time range reaches back to what is stored, and never for batches with an
+idempotency key (`slokit.store.batch_keys`), which are deduplicated by their key.
 
 All writes go through one lock on one connection; reads use their own cursors.
 """
