@@ -400,7 +400,7 @@ class DuckDBStore:
         keys = [None] * len(parts) if keys is None else keys
         results: list[AppendResult | None] = [None] * len(parts)
         with self._lock:
-            stored = self._keys.find(kind, keys) if any(keys) else {}
+            stored = self._keys.find(kind, keys) if any(k is not None for k in keys) else {}
             fresh: list[int] = []
             first: dict[str, int] = {}  # key -> the batch of this group that carries it
             for i, key in enumerate(keys):
@@ -433,7 +433,7 @@ class DuckDBStore:
         trusted: bool,
     ) -> list[int]:
         """Store `parts` (batches `at` of the group) in one transaction; how many events
-        of each were new. Holds the write lock."""
+        of each were new. Called with the write lock held."""
         schema = SCHEMAS[kind]
         sizes = [t.num_rows for t in parts]
         if sum(sizes) == 0:
