@@ -380,7 +380,7 @@ def test_a_batch_resent_under_its_idempotency_key_gets_the_first_answer(api: Api
     [
         ("", "it is empty"),
         ("k" * 256, "it is 256 characters long; the most is 255"),
-        ("caf\u00e9".encode().decode("unicode_escape"), "characters other than printable ASCII"),
+        ("caf\u00e9", "characters other than printable ASCII"),
     ],
 )
 def test_an_unusable_idempotency_key_is_400(api: Api, key: str, problem: str) -> None:

@@ -416,13 +416,14 @@ class DuckDBStore:
                 counts = self._append_new(kind, [parts[i] for i in fresh], keys, fresh, trusted)
                 for i, n in zip(fresh, counts, strict=True):
                     results[i] = AppendResult(parts[i].num_rows, n)
-        for i, key in enumerate(keys):
-            if results[i] is None:  # a key repeated in the group: as its first batch
-                assert key is not None
-                done = results[first[key]]
+        out: list[AppendResult] = []
+        for r, key in zip(results, keys, strict=True):
+            if r is None:  # a key repeated in the group: answered as its first batch
+                done = results[first[str(key)]]
                 assert done is not None
-                results[i] = AppendResult(done.received, done.inserted, replayed=True)
-        return [r for r in results if r is not None]
+                r = AppendResult(done.received, done.inserted, replayed=True)
+            out.append(r)
+        return out
 
     def _append_new(
         self,
