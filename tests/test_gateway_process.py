@@ -5,6 +5,7 @@ client, and the events in the DuckDB store after a SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -88,3 +89,59 @@ def test_gateway_events_reach_the_store(tmp_path: Path, mode: str) -> None:
          "tenants": 1}
     ], log.read_text()  # fmt: skip
     assert scores == 3 * REQUESTS  # non_empty, not_truncated, no_refusal per answer
+
+
+def _allowed(pid: int) -> str:
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("Cpus_allowed_list"))
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (d / "stat").read_text()
+                if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                    kids.append(int(d.name))
+    return kids
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and 2 CPUs",
+)
+def test_cpus_pins_each_worker_and_keeps_the_store_off_them(tmp_path: Path) -> None:
+    usable = sorted(os.sched_getaffinity(0))
+    mine, rest = usable[-1], usable[:-1]
+    db, log = tmp_path / "gw.duckdb", tmp_path / "gw.log"
+    gw_port, serve_port = free_port(), free_port()
+    with running_fake_llm(config_from_dict({"ttft_ms": 1, "output_tokens": 3})) as fake:
+        command = [
+            sys.executable, "-m", "slokit.cli", "gateway", "--upstream", fake,
+            "--port", str(gw_port), "--db", str(db), "--serve-port", str(serve_port),
+            "--workers", "2", "--cpus", str(mine),
+        ]  # fmt: skip
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            gw = f"http://127.0.0.1:{gw_port}"
+            wait_up(gw, process, log)
+            workers = [p for p in _children(process.pid) if b"spawn_main" in
+                       Path(f"/proc/{p}/cmdline").read_bytes()]  # fmt: skip
+            assert len(workers) == 2, log.read_text()
+            # each worker pins itself as it starts, before it starts any thread
+            deadline = time.monotonic() + 30
+            while {_allowed(p) for p in workers} != {str(mine)} and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [_allowed(p) for p in workers] == [str(mine)] * 2
+            assert set(os.sched_getaffinity(process.pid)) == set(rest)
+            r = httpx.post(
+                gw + "/v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            )
+            assert r.status_code == 200, r.text
+            assert f"workers on CPU {mine}, store on CPU" in log.read_text()
+        finally:
+            process.terminate()
+            process.wait(timeout=60)

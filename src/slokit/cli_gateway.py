@@ -58,6 +58,15 @@ def gateway(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Gateway processes sharing the port.")
     ] = 1,
+    cpus: Annotated[
+        str | None,
+        typer.Option(
+            "--cpus",
+            envvar="SLOKIT_GATEWAY_CPUS",
+            help="Pin worker i to the i-th of these CPUs, in turn (e.g. 0, 0,1 or 2-3); the "
+            "local store runs on the CPUs left over. Default: no pinning.",
+        ),
+    ] = None,
     events_url: Annotated[
         str | None,
         typer.Option(
@@ -90,27 +99,56 @@ def gateway(
     except SlokitError as exc:
         raise _fail(exc) from None
     cfg = replace(cfg, host=host or cfg.host, port=cfg.port if port is None else port)
+    pinned = _cpus(cpus)
     if events_url or cfg.events.url:
         url = events_url or cfg.events.url
         cfg = replace(cfg, events=_events(cfg, url, events_token or cfg.events.token))
-        err.print(f"slokit gateway on http://{cfg.host}:{cfg.port}, events to {url}")
-        _run_workers(cfg, workers)
+        where = f", workers on CPU {','.join(map(str, pinned))}" if pinned else ""
+        err.print(f"slokit gateway on http://{cfg.host}:{cfg.port}, events to {url}{where}")
+        _run_workers(cfg, workers, pinned)
         return
-    _run_local(cfg, workers, db, spec, serve_port)
+    _run_local(cfg, workers, db, spec, serve_port, pinned)
+
+
+def _cpus(text: str | None) -> tuple[int, ...]:
+    """`--cpus`, checked against the CPUs this process may use; () when not given."""
+    if text is None:
+        return ()
+    from slokit.gateway.cpus import check_cpus, parse_cpu_list, usable
+
+    try:
+        cpus = parse_cpu_list(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cpus") from None
+    problem = check_cpus(cpus, usable())
+    if problem:
+        raise typer.BadParameter(problem, param_hint="--cpus")
+    return cpus
+
+
+def _worker_cpus(cpus: tuple[int, ...], workers: int) -> list[int | None]:
+    from slokit.gateway.cpus import worker_cpu
+
+    return [worker_cpu(cpus, i) if cpus else None for i in range(workers)]
 
 
 def _events(cfg: GatewayConfig, url: str | None, token: str | None) -> EventsV1:
     return cfg.events.model_copy(update={"url": url, "token": token})
 
 
-def _run_workers(cfg: GatewayConfig, workers: int) -> None:
+def _run_workers(cfg: GatewayConfig, workers: int, cpus: tuple[int, ...]) -> None:
     from slokit.gateway.runner import run_loop, serve_remote, worker_main
 
+    places = _worker_cpus(cpus, workers)
     if workers == 1:
+        if places[0] is not None:
+            from slokit.gateway.cpus import pin
+
+            pin([places[0]])
         run_loop(serve_remote(cfg))
         return
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(cfg,), daemon=True) for _ in range(workers)]
+    procs = [ctx.Process(target=worker_main, args=(cfg, cpu), daemon=True) for cpu in places]
     for p in procs:
         p.start()
     try:
@@ -122,15 +160,31 @@ def _run_workers(cfg: GatewayConfig, workers: int) -> None:
 
 
 def _run_local(
-    cfg: GatewayConfig, workers: int, db: Path, spec: Path | None, serve_port: int
+    cfg: GatewayConfig,
+    workers: int,
+    db: Path,
+    spec: Path | None,
+    serve_port: int,
+    cpus: tuple[int, ...],
 ) -> None:
     """A local store: `slokit serve` in this process on 127.0.0.1, and the gateway in
     worker processes posting their events to it, one worker too: the store's appends, a
     few every 5 s, stalled the event loop of a gateway in the same process by 10-50 ms
-    each (docs/gateway.md, "Ways to run it")."""
+    each (docs/gateway.md, "Ways to run it"). With `--cpus` the store is pinned to the
+    CPUs the workers leave free, before DuckDB starts its threads."""
     import uvicorn
 
     from slokit.server.app import ServerConfig, create_app
+
+    placement = ""
+    if cpus:
+        from slokit.gateway.cpus import format_cpus, pin, store_cpus, usable
+
+        store = store_cpus(cpus, usable())
+        pin(store)
+        placement = (
+            f", workers on CPU {','.join(map(str, cpus))}, store on CPU {format_cpus(store)}"
+        )
 
     server_config = ServerConfig(db=db, spec=spec, alerts=False)
     try:
@@ -139,7 +193,7 @@ def _run_local(
         raise _fail(exc) from None
     err.print(
         f"slokit gateway on http://{cfg.host}:{cfg.port} ({workers} worker(s)); "
-        f"store {db} served on http://127.0.0.1:{serve_port}"
+        f"store {db} served on http://127.0.0.1:{serve_port}{placement}"
     )
     # On SIGINT/SIGTERM stop the workers first (each delivers its buffered events to the
     # store server, still up), then the store server.
@@ -147,7 +201,8 @@ def _run_local(
 
     wcfg = replace(cfg, events=_events(cfg, f"http://127.0.0.1:{serve_port}", None))
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(wcfg,)) for _ in range(workers)]
+    places = _worker_cpus(cpus, workers)
+    procs = [ctx.Process(target=worker_main, args=(wcfg, cpu)) for cpu in places]
     server = uvicorn.Server(
         uvicorn.Config(application, host="127.0.0.1", port=serve_port, log_level="warning")
     )

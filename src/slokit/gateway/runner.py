@@ -167,8 +167,13 @@ def run_loop(coro: Any) -> None:
     uvloop.run(coro)
 
 
-def worker_main(config: GatewayConfig) -> None:
-    """Entry point of a worker process (multiprocessing, spawn)."""
+def worker_main(config: GatewayConfig, cpu: int | None = None) -> None:
+    """Entry point of a worker process (multiprocessing, spawn), pinned to `cpu` when
+    given (`slokit gateway --cpus`) before it starts any thread."""
+    if cpu is not None:
+        from slokit.gateway.cpus import pin
+
+        pin([cpu])
     logging.basicConfig(level=logging.WARNING)
     tune_runtime()
     with contextlib.suppress(KeyboardInterrupt):
