@@ -23,6 +23,10 @@ waits for an idle machine first and is re-run (up to 3 times) when other process
 more than 8% of the machine during it; the CPU each process used (cores) is recorded with
 every run. wrk is not pinned by default (`--cpus`): it takes about 0.1 core here, and
 pinning it to either core moved the gateway's figure by less than the run-to-run spread.
+The gateway's workers are pinned as docs/gateway.md advises (`--gateway-cpus auto`:
+`--cpus 0` for one worker, `--cpus 0,1` for two): in A/B runs alternating with floating
+workers that gained 0.7% (medians of 3 and 4 rounds, one worker and two): within the
+noise, but higher in 3 of 3 pairs of rounds for one worker and 6 of 7 for two.
 
     .venv/bin/python bench/gateway_throughput.py
     .venv/bin/python bench/gateway_throughput.py --json
@@ -176,7 +180,8 @@ def bench_gateway(
         config = tmp / f"{name}.yaml"
         config.write_text("apiVersion: slokit/v1\nkind: gateway\nevents: {enabled: false}\n")
     label = f"gateway x{workers}" + ("" if events else " no events")
-    with gateway(tmp, fake, workers=workers, name=name, config=config) as gw:
+    cpus = ",".join(str(i) for i in range(workers)) if args.gateway_cpus == "auto" else ""
+    with gateway(tmp, fake, workers=workers, name=name, config=config, cpus=cpus) as gw:
         before = fake_chats(fake)
         row, answered_counted = bench_one(label, gw["url"], args, args.duration, rounds=args.rounds)
         upstream = fake_chats(fake) - before
@@ -221,6 +226,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "connections": args.connections,
         "duration_s": args.duration,
         "load_cpus": args.cpus,
+        "gateway_cpus": args.gateway_cpus,
         "busy_at_start": round(cpu_busy(1.0), 2),
     }
     with tempfile.TemporaryDirectory(prefix="gw-throughput-") as t:
@@ -341,6 +347,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--cpus", default="", help="pin wrk, e.g. 1 (default: not pinned)")
     ap.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
+    ap.add_argument(
+        "--gateway-cpus",
+        choices=("auto", "none"),
+        default="auto",
+        help="auto: `slokit gateway --cpus 0` for one worker, `--cpus 0,1` for two",
+    )
     ap.add_argument(
         "--no-reference",
         action="store_true",
