@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from slokit.cli import app
 from slokit.gateway.cpus import (
+    auto_cpus,
     check_cpus,
     format_cpus,
     parse_cpu_list,
@@ -32,7 +33,7 @@ def test_cpu_lists(text: str, cpus: tuple[int, ...]) -> None:
     ("text", "message"),
     [
         ("", "'' is not a CPU number or range"),
-        ("a", "'a' is not a CPU number or range; use numbers and ranges like 0,2-3"),
+        ("a", "'a' is not a CPU number or range; use numbers and ranges like 0,2-3, or auto"),
         ("-1", "'-1' is not a CPU number"),
         ("0,", "'' is not a CPU number"),
         ("3-1", "'3-1': a range goes from low to high, like 1-3"),
@@ -48,6 +49,14 @@ def test_workers_take_the_list_in_turn_and_the_store_the_rest() -> None:
     assert store_cpus((0,), {0, 1, 2, 3}) == {1, 2, 3}
     assert store_cpus((0, 1), {0, 1}) == {0, 1}  # nothing left: the store may use any
     assert format_cpus({5, 0, 1, 2, 7, 8}) == "0-2,5,7-8"
+
+
+def test_auto_gives_each_worker_a_cpu_from_the_lowest() -> None:
+    assert auto_cpus({3, 1, 2, 0}, 1) == (0,)
+    assert auto_cpus({3, 1, 2, 0}, 2) == (0, 1)
+    assert store_cpus(auto_cpus({0, 1, 2, 3}, 2), {0, 1, 2, 3}) == {2, 3}
+    assert auto_cpus({4, 5}, 3) == (4, 5)  # more workers than CPUs: in turn
+    assert [worker_cpu(auto_cpus({4, 5}, 3), i) for i in range(3)] == [4, 5, 4]
 
 
 def test_cpus_outside_this_process_are_refused() -> None:

@@ -63,8 +63,9 @@ def gateway(
         typer.Option(
             "--cpus",
             envvar="SLOKIT_GATEWAY_CPUS",
-            help="Pin worker i to the i-th of these CPUs, in turn (e.g. 0, 0,1 or 2-3); the "
-            "local store runs on the CPUs left over. Default: no pinning.",
+            help="Pin worker i to the i-th of these CPUs, in turn (e.g. 0, 0,1 or 2-3; auto: "
+            "one CPU a worker from the lowest); the local store runs on the CPUs left over. "
+            "Default: no pinning.",
         ),
     ] = None,
     events_url: Annotated[
@@ -99,7 +100,7 @@ def gateway(
     except SlokitError as exc:
         raise _fail(exc) from None
     cfg = replace(cfg, host=host or cfg.host, port=cfg.port if port is None else port)
-    pinned = _cpus(cpus)
+    pinned = _cpus(cpus, workers)
     if events_url or cfg.events.url:
         url = events_url or cfg.events.url
         cfg = replace(cfg, events=_events(cfg, url, events_token or cfg.events.token))
@@ -110,17 +111,18 @@ def gateway(
     _run_local(cfg, workers, db, spec, serve_port, pinned)
 
 
-def _cpus(text: str | None) -> tuple[int, ...]:
+def _cpus(text: str | None, workers: int) -> tuple[int, ...]:
     """`--cpus`, checked against the CPUs this process may use; () when not given."""
     if text is None:
         return ()
-    from slokit.gateway.cpus import check_cpus, parse_cpu_list, usable
+    from slokit.gateway.cpus import auto_cpus, check_cpus, parse_cpu_list, usable
 
+    allowed = usable()
     try:
-        cpus = parse_cpu_list(text)
+        cpus = auto_cpus(allowed, workers) if text == "auto" else parse_cpu_list(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--cpus") from None
-    problem = check_cpus(cpus, usable())
+    problem = check_cpus(cpus, allowed)
     if problem:
         raise typer.BadParameter(problem, param_hint="--cpus")
     return cpus

@@ -1,6 +1,6 @@
-"""Pinning gateway workers to CPUs (`slokit gateway --cpus 0,1`), as nginx's
-`worker_cpu_affinity` does: worker i runs on the i-th CPU of the list, in turn, and the
-local store on the CPUs the list leaves free.
+"""Pinning gateway workers to CPUs (`slokit gateway --cpus 0,1`, or `--cpus auto`), as
+nginx's `worker_cpu_affinity` does: worker i runs on the i-th CPU of the list, in turn,
+and the local store on the CPUs the list leaves free.
 
 Why: on a small machine the kernel often wakes a worker on the CPU its upstream or
 the load generator is running on, and the worker waits there while the other CPU is
@@ -23,13 +23,19 @@ def parse_cpu_list(text: str) -> tuple[int, ...]:
         lo, dash, hi = part.partition("-")
         if not (lo.isdigit() and (not dash or hi.isdigit())):
             raise ValueError(
-                f"{part!r} is not a CPU number or range; use numbers and ranges like 0,2-3"
+                f"{part!r} is not a CPU number or range; use numbers and ranges like 0,2-3, or auto"
             )
         first, last = int(lo), int(hi) if dash else int(lo)
         if last < first:
             raise ValueError(f"{part!r}: a range goes from low to high, like {last}-{first}")
         cpus += [c for c in range(first, last + 1) if c not in cpus]
     return tuple(cpus)
+
+
+def auto_cpus(allowed: set[int], workers: int) -> tuple[int, ...]:
+    """`--cpus auto`: one CPU a worker, the lowest-numbered first, leaving the rest to
+    the store; every CPU, in turn, when the workers are as many as the CPUs or more."""
+    return tuple(sorted(allowed)[:workers])
 
 
 def usable() -> set[int]:
