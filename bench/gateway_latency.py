@@ -27,7 +27,7 @@
     core) and fake-llm on core 1 beside the client (`--fake-cpus`), in the direct runs
     too. With every process floating (`--gateway-cpus '' --fake-cpus ''`) the kernel
     often wakes the worker on the core the fake or the client is running on, where it
-    waits while the other core idles: added p99 8-50 ms instead of 1-3 ms here.
+    waits while the other core idles: added p99 5.5-51 ms instead of 1-3 ms here.
 
 Every server is a subprocess started through the CLI (`slokit fake-llm`, `slokit gateway`)
 on free 127.0.0.1 ports, in its own process group, stopped in a `finally`. The load

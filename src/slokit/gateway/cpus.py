@@ -5,8 +5,9 @@ and the local store on the CPUs the list leaves free.
 Why: on a small machine the kernel often wakes a worker on the CPU its upstream or
 the load generator is running on, and the worker waits there while the other CPU is
 idle. Measured on the 2-core development machine, 200 short streams: a floating
-worker spent about 0.2 cores a second waiting to run and added 8-50 ms to the TTFT
-p99; pinned to a CPU of its own it added 1-3 ms (docs/gateway.md, "Ways to run it")."""
+worker spent about 0.2 cores a second waiting to run and added 5.5-51 ms to the TTFT
+p99; pinned to a CPU of its own it added 1-3 ms (docs/gateway.md, "Pinning workers to
+CPUs")."""
 
 from __future__ import annotations
 
