@@ -24,7 +24,7 @@ more than 8% of the machine during it; the CPU each process used (cores) is reco
 every run. wrk is not pinned by default (`--cpus`): it takes about 0.1 core here, and
 pinning it to either core moved the gateway's figure by less than the run-to-run spread.
 The gateway's workers are pinned as docs/gateway.md advises (`--gateway-cpus auto`:
-`--cpus 0` for one worker, `--cpus 0,1` for two): in A/B runs alternating with floating
+`slokit gateway --cpus auto`, one CPU a worker from core 0): in A/B runs alternating with floating
 workers that gained 0.7% (medians of 3 and 4 rounds, one worker and two): within the
 noise, but higher in 3 of 3 pairs of rounds for one worker and 6 of 7 for two.
 
@@ -180,7 +180,7 @@ def bench_gateway(
         config = tmp / f"{name}.yaml"
         config.write_text("apiVersion: slokit/v1\nkind: gateway\nevents: {enabled: false}\n")
     label = f"gateway x{workers}" + ("" if events else " no events")
-    cpus = ",".join(str(i) for i in range(workers)) if args.gateway_cpus == "auto" else ""
+    cpus = "auto" if args.gateway_cpus == "auto" else ""
     with gateway(tmp, fake, workers=workers, name=name, config=config, cpus=cpus) as gw:
         before = fake_chats(fake)
         row, answered_counted = bench_one(label, gw["url"], args, args.duration, rounds=args.rounds)
@@ -351,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--gateway-cpus",
         choices=("auto", "none"),
         default="auto",
-        help="auto: `slokit gateway --cpus 0` for one worker, `--cpus 0,1` for two",
+        help="auto: `slokit gateway --cpus auto` (one CPU a worker from core 0); none: floating",
     )
     ap.add_argument(
         "--no-reference",
