@@ -79,3 +79,11 @@ def test_the_cli_refuses_a_cpu_it_cannot_use_before_starting_anything() -> None:
     )
     r = CliRunner().invoke(app, ["gateway", "--upstream", "http://127.0.0.1:9", "--cpus", "x"])
     assert r.exit_code == 2 and "'x' is not a CPU number or range" in r.output
+
+
+def test_an_empty_cpu_list_means_no_pinning_and_auto_one_cpu_a_worker() -> None:
+    from slokit.cli_gateway import _cpus
+
+    assert _cpus(None, 2) == () and _cpus("", 2) == () and _cpus(" ", 1) == ()
+    if hasattr(os, "sched_getaffinity"):
+        assert _cpus("auto", 1) == (min(usable()),)

@@ -65,7 +65,7 @@ def gateway(
             envvar="SLOKIT_GATEWAY_CPUS",
             help="Pin worker i to the i-th of these CPUs, in turn (e.g. 0, 0,1 or 2-3; auto: "
             "one CPU a worker from the lowest); the local store runs on the CPUs left over. "
-            "Default: no pinning.",
+            "Default (or empty): no pinning.",
         ),
     ] = None,
     events_url: Annotated[
@@ -112,8 +112,9 @@ def gateway(
 
 
 def _cpus(text: str | None, workers: int) -> tuple[int, ...]:
-    """`--cpus`, checked against the CPUs this process may use; () when not given."""
-    if text is None:
+    """`--cpus`, checked against the CPUs this process may use; () when not given or
+    empty (`SLOKIT_GATEWAY_CPUS=` turns pinning off)."""
+    if text is None or not text.strip():
         return ()
     from slokit.gateway.cpus import auto_cpus, check_cpus, parse_cpu_list, usable
 
