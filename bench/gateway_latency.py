@@ -717,6 +717,7 @@ def _variant(
 def part_b(tmp: Path, args: argparse.Namespace, cpus: set[int] | None) -> dict[str, Any]:
     fake_args = ["--ttft-ms", str(args.ttft_ms), "--itl-ms", args.itl_ms]
     fake_args += ["--output-tokens", str(args.tokens), "--capacity", str(args.streams * 4)]
+    fake_cpus = parse_cpus(args.fake_cpus)
     out: dict[str, Any] = {
         "streams": args.streams,
         "client": args.client,
@@ -729,11 +730,11 @@ def part_b(tmp: Path, args: argparse.Namespace, cpus: set[int] | None) -> dict[s
         "target_added_ttft_p99_ms": TTFT_P99_TARGET_MS,
         "cpus": {
             "load": sorted(cpus or []),
-            "fake": sorted(parse_cpus(args.fake_cpus) or []),
+            "fake": sorted(fake_cpus or []),
             "gateway_workers": sorted(parse_cpus(args.gateway_cpus) or []),
         },
     }
-    fake = fake_llm(tmp, *fake_args, name="fake-b", cpus=parse_cpus(args.fake_cpus))
+    fake = fake_llm(tmp, *fake_args, name="fake-b", cpus=fake_cpus)
     with fake as up, gateway(tmp, up, name="gw-b", cpus=args.gateway_cpus) as gw:
         targets = {"direct": up, "gateway": gw["url"]}
         log(f"  short streams: ITL {args.itl_ms} ms")

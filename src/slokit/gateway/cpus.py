@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from itertools import groupby
 
 
 def parse_cpu_list(text: str) -> tuple[int, ...]:
@@ -60,16 +61,10 @@ def check_cpus(cpus: Sequence[int], allowed: set[int]) -> str | None:
 
 def format_cpus(cpus: Iterable[int]) -> str:
     """{0, 1, 2, 5} -> "0-2,5"."""
-    out: list[str] = []
-    run: list[int] = []
-    for c in sorted(set(cpus)):
-        if run and c != run[-1] + 1:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-            run = []
-        run.append(c)
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(out)
+    ordered = sorted(set(cpus))
+    # consecutive CPUs share the difference between the CPU and its place in the order
+    runs = [[c for _, c in g] for _, g in groupby(enumerate(ordered), lambda p: p[1] - p[0])]
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def worker_cpu(cpus: Sequence[int], worker: int) -> int:
