@@ -19,8 +19,10 @@ from slokit.core.admission import (
     QUEUE_FULL,
     AdmissionPolicy,
     Arrival,
+    PeakWindow,
     TierPolicy,
     WaitQueue,
+    demand_reservation,
 )
 from slokit.core.concurrency import GradientLimiter, LimiterConfig
 from slokit.core.ratelimit import Decision, Limits, RateLimiter
@@ -344,6 +346,54 @@ def test_reserved_share_is_kept_from_lower_tiers(
 ) -> None:
     policy = AdmissionPolicy(with_share(0.2))
     assert policy.headroom(tier, limit, sum(by_tier), by_tier) == expected
+
+
+@pytest.mark.parametrize(
+    ("tier", "by_tier", "want", "expected"),
+    [
+        pytest.param(GOLD, [0, 0, 0, 0], None, 6, id="no want: the whole 4 of 10 are kept"),
+        pytest.param(GOLD, [0, 0, 0, 0], [1, 0, 0, 0], 9, id="a quiet platinum keeps 1"),
+        pytest.param(GOLD, [2, 0, 0, 0], [3, 0, 0, 0], 7, id="2 in flight, 3 wanted: 1 kept"),
+        pytest.param(GOLD, [0, 0, 0, 0], [9, 0, 0, 0], 6, id="the share caps the want"),
+        pytest.param(GOLD, [5, 0, 0, 0], [9, 0, 0, 0], 5, id="beyond it nothing more"),
+        pytest.param(PLATINUM, [0, 9, 0, 0], [1, 0, 0, 0], 1, id="platinum takes the kept one"),
+    ],
+)
+def test_a_reservation_keeps_what_the_tier_wants_up_to_its_share(
+    tier: int, by_tier: list[int], want: list[int] | None, expected: int
+) -> None:
+    policy = AdmissionPolicy(with_share(0.4))
+    assert policy.headroom(tier, 10, sum(by_tier), by_tier, want) == expected
+
+
+def test_reachable_share_counts_what_reservations_keep_now() -> None:
+    policy = AdmissionPolicy(with_share(0.4))
+    assert policy.reachable_share(GOLD) == pytest.approx(0.6)
+    assert policy.reachable_share(GOLD, 10, [1, 0, 0, 0]) == pytest.approx(0.9)
+    assert policy.reachable_share(GOLD, 10, [7, 0, 0, 0]) == pytest.approx(0.6)
+    # gold's predicted wait with platinum quiet: 90% of 10/s serves it, not 60%
+    queued = [0, 2, 0, 0]
+    assert policy.predicted_wait_s(GOLD, queued, 10.0, reach=0.9) == pytest.approx(3 / 9)
+    assert policy.predicted_wait_s(GOLD, queued, 10.0) == pytest.approx(3 / 6)
+    policy.protect("platinum", True)  # the protection cap still binds below it
+    assert policy.reachable_share(GOLD, 10, [1, 0, 0, 0]) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("peak", "want"), [(0, 1), (1, 2), (2, 4), (4, 6), (9, 12), (10, 14)])
+def test_demand_reservation_is_the_peak_plus_its_square_root(peak: int, want: int) -> None:
+    assert demand_reservation(peak) == want
+
+
+def test_peak_window_keeps_the_peak_for_half_to_all_of_its_window() -> None:
+    w = PeakWindow(10.0)
+    assert w.update(3, 0.0) is True and w.value == 3
+    assert w.update(1, 4.0) is False and w.value == 3
+    assert w.roll(5.0) is False and w.value == 3  # the first bucket is now the older one
+    assert w.update(2, 6.0) is False and w.value == 3
+    assert w.roll(10.0) is True and w.value == 2  # the 3, seen at 0 s, is 10 s old
+    assert w.roll(30.0) is True and w.value == 0  # nothing seen in the last 15 s
+    with pytest.raises(ValueError, match=r"^peak window must be > 0 seconds, got 0"):
+        PeakWindow(0.0)
 
 
 def test_a_higher_tier_may_use_a_lower_tiers_reservation() -> None:
@@ -755,7 +805,7 @@ def test_a_full_queue_evicts_the_newest_of_the_lowest_tier_for_a_higher_arrival(
 
 def test_capacity_reserved_for_platinum_is_not_taken_by_gold() -> None:
     async def main() -> None:
-        adm = Admission(with_share(0.2), ["a"], fixed(10))
+        adm = Admission(with_share(0.2), ["a"], fixed(10), reserve_window_s=0)
         golds = [await adm.admit("gold") for _ in range(8)]
         c = Clients(adm)
         c.send("gold", "g9")
@@ -769,6 +819,44 @@ def test_capacity_reserved_for_platinum_is_not_taken_by_gold() -> None:
         golds[0].release(0.0, True)
         await settle()
         assert c.log == ["g9"]
+
+    run(main())
+
+
+def test_a_reservation_follows_the_tiers_recent_need_up_to_its_share() -> None:
+    async def main() -> None:
+        now = [0.0]
+        adm = Admission(with_share(0.4), ["a"], fixed(10), clock=lambda: now[0])
+        # platinum quiet: one slot of its 4 is kept, gold takes the other 9
+        golds = [await adm.admit("gold") for _ in range(9)]
+        c = Clients(adm)
+        c.send("gold", "g10")
+        await settle()
+        assert c.log == [] and adm.snapshot()["queued"]["gold"] == 1
+        for g in golds[:4]:
+            g.release(0.0, True)
+        await settle()
+        assert c.log == ["g10"]  # gold refilled one slot: 6 in flight, room for 3 more
+        # platinum gets busy: 4 in flight at once, its share; each wants more kept
+        platinum = [await adm.admit("platinum") for _ in range(4)]
+        assert [p.queue_ms for p in platinum] == [0.0] * 4
+        for p in platinum:
+            p.release(0.0, True)
+        await settle()
+        # platinum idle again, but its peak of 4 (+2) is remembered: 4 are kept, the cap
+        for name in ("g11", "g12", "g13"):
+            c.send("gold", name)
+        await settle()
+        assert c.log == ["g10"]  # 6 gold in flight, 4 kept
+        now[0] = 31.0  # a window later the peak is forgotten, at the next release
+        golds[4].release(0.0, True)
+        await settle()
+        assert c.log == ["g10", "g11", "g12", "g13"]  # 8 gold in flight, 1 kept
+        c.send("gold", "g14")
+        c.send("gold", "g15")
+        await settle()
+        assert c.log[-1] == "g14" and adm.snapshot()["queued"]["gold"] == 1
+        assert adm.snapshot()["upstreams"]["a"]["in_flight"] == 9
 
     run(main())
 

@@ -27,13 +27,17 @@ served. A request either takes a slot at once, waits in the queue, or is shed:
 
 Slots, per upstream with limit `L`, per-tier in-flight counts `n`:
 
-- Reserved share. A tier `h` with `reserved_share` keeps `floor(share_h * L)` slots
-  against every tier of LOWER priority: such a tier may take a slot only if afterwards
-  the free slots still cover the unused reservations of the tiers above it,
-  `in_flight + 1 + sum(max(0, floor(share_h * L) - n_h)) <= L`. Tiers of higher or
-  equal priority may use the reservation (priority already puts them first); a tier's
-  own reservation is not a cap on it. Whole slots, rounded down: a share never
-  withholds more than itself, and a small limit (0.2 * 4) reserves nothing.
+- Reserved share. A tier `h` with `reserved_share` keeps `r_h = floor(share_h * L)`
+  slots against every tier of LOWER priority: such a tier may take a slot only if
+  afterwards the free slots still cover the unused reservations of the tiers above it,
+  `in_flight + 1 + sum(max(0, r_h - n_h)) <= L`. Tiers of higher or equal priority may
+  use the reservation (priority already puts them first); a tier's own reservation is
+  not a cap on it. Whole slots, rounded down: a share never withholds more than itself,
+  and a small limit (0.2 * 4) reserves nothing. Optionally the caller passes what each
+  tier wants (`want`, by tier index) and the reservation is `min(r_h, want_h)`: the
+  share is then a ceiling, and a quiet tier keeps only what it wants
+  (`demand_reservation`: its recent peak need plus a square-root margin, at least one
+  slot) instead of idling a fixed part of the upstream.
 - Protection. While tier `p` is protected (its error budget burns too fast, decided
   elsewhere), the tiers of lower priority than `p` together hold at most
   `floor(yield_share * L)` slots: one of them may take a slot only if the in-flight
@@ -43,6 +47,7 @@ Slots, per upstream with limit `L`, per-tier in-flight counts `n`:
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
@@ -76,10 +81,11 @@ class TierPolicy:
             raise ValueError(f"{where}: max_queue_wait_ms and deadline_ms must be > 0")
 
 
-# Platinum is protected hard: a fifth of every upstream is kept for it and it waits at
-# most half a second; bronze may wait seconds and is shed first.
+# Platinum is protected hard: up to two fifths of every upstream are kept for it (what
+# it needs, where the caller passes `want`) and it waits at most half a second; bronze
+# may wait seconds and is shed first.
 DEFAULT_TIERS = (
-    TierPolicy("platinum", 3, 0.2, 250.0, 500.0),
+    TierPolicy("platinum", 3, 0.4, 250.0, 500.0),
     TierPolicy("gold", 2, 0.0, 1000.0, 2000.0),
     TierPolicy("silver", 1, 0.0, 2000.0, 4000.0),
     TierPolicy("bronze", 0, 0.0, 4000.0, 8000.0),
@@ -169,12 +175,23 @@ class AdmissionPolicy:
             for i in range(len(self.tiers))
         ]
 
-    def headroom(self, tier: int, limit: int, in_flight: int, by_tier: Sequence[int]) -> int:
+    def headroom(
+        self,
+        tier: int,
+        limit: int,
+        in_flight: int,
+        by_tier: Sequence[int],
+        want: Sequence[int] | None = None,
+    ) -> int:
         """Slots tier `tier` may still take on an upstream with this limit and these
-        in-flight counts (by tier index); it may take one when this is >= 1."""
+        in-flight counts (by tier index); it may take one when this is >= 1. `want`:
+        the slots each tier wants reserved (by tier index; None: its whole share)."""
         free = limit - in_flight
         for h, share in self.reserving_above[tier]:
-            unused = int(share * limit + _EPS) - by_tier[h]
+            kept = int(share * limit + _EPS)
+            if want is not None and want[h] < kept:
+                kept = want[h]
+            unused = kept - by_tier[h]
             if unused > 0:
                 free -= unused
         start = self.cap_start[tier]
@@ -184,10 +201,20 @@ class AdmissionPolicy:
                 free = capped
         return free
 
-    def reachable_share(self, tier: int) -> float:
+    def reachable_share(
+        self, tier: int, limit: int = 0, want: Sequence[int] | None = None
+    ) -> float:
         """The share of a limit the tier can hold when every reservation above it is in
-        use and every protection cap binds: the basis of its service rate."""
-        return self._reach[tier]
+        use and every protection cap binds: the basis of its service rate. With `want`
+        (see `headroom`) and the `limit` it applies to, the reservations above count
+        as much as they keep now."""
+        if want is None or limit <= 0:
+            return self._reach[tier]
+        kept = sum(min(int(s * limit + _EPS), want[h]) for h, s in self.reserving_above[tier])
+        reach = 1.0 - kept / limit
+        if self.cap_start[tier] is not None and self.yield_share < reach:
+            reach = self.yield_share
+        return reach
 
     def predicted_wait_s(
         self,
@@ -196,18 +223,20 @@ class AdmissionPolicy:
         rate_per_s: float,
         headroom: int = 0,
         overtaking_per_s: float = 0.0,
+        reach: float | None = None,
     ) -> float:
         """The wait a new request of `tier` can expect behind the waiters it cannot
         overtake, when its best upstream has `headroom` (<= 0) slots for it and requests
         of higher priority keep taking `overtaking_per_s` of the slots that free up
         (they go first, so only the rest serves this tier: at least a twentieth of the
         rate, so that a noisy estimate never predicts forever); 0 when no rate is
-        known."""
+        known. `reach`: the tier's reachable share now (default: with every
+        reservation above it whole)."""
         if rate_per_s <= 0:
             return 0.0
         ahead = sum(queued[: self.level_end[tier]])
         over = -headroom if headroom < 0 else 0
-        rate = rate_per_s * self._reach[tier]
+        rate = rate_per_s * (self._reach[tier] if reach is None else reach)
         if overtaking_per_s > 0.0:
             rest = rate_per_s - overtaking_per_s  # the reservations above are part of it
             rate = max(min(rate, rest), rate * _MIN_RATE_SHARE)
@@ -221,12 +250,13 @@ class AdmissionPolicy:
         rate_per_s: float,
         headroom: int = 0,
         overtaking_per_s: float = 0.0,
+        reach: float | None = None,
     ) -> Arrival:
         """The verdict on a request that found no slot, given the queue lengths by tier
         index, the queue bound, the completion rate of its upstreams (requests/s), the
-        headroom of the best of them and the rate at which tiers of higher priority are
-        admitted."""
-        wait = self.predicted_wait_s(tier, queued, rate_per_s, headroom, overtaking_per_s)
+        headroom of the best of them, the rate at which tiers of higher priority are
+        admitted and (optionally) its reachable share now."""
+        wait = self.predicted_wait_s(tier, queued, rate_per_s, headroom, overtaking_per_s, reach)
         if wait * 1000.0 > self.tiers[tier].max_queue_wait_ms:
             return Arrival(PREDICTED_WAIT, None, wait)
         if sum(queued) < max_queue:
@@ -238,6 +268,51 @@ class AdmissionPolicy:
             if queued[victim] > 0:
                 return Arrival(None, victim, wait)
         return Arrival(QUEUE_FULL, None, wait)
+
+
+def demand_reservation(peak: int) -> int:
+    """The slots to keep for a tier whose need (in flight plus waiting) peaked at
+    `peak` lately: the peak plus a margin of its square root for a burst above it (as
+    square-root staffing provisions `a + beta * sqrt(a)` servers for an offered load of
+    `a`, here with beta = 1), and at least one slot for the next request of a quiet
+    tier."""
+    return peak + max(1, math.ceil(math.sqrt(peak)))
+
+
+class PeakWindow:
+    """The largest value seen over the last `window_s / 2` to `window_s` seconds, in
+    two half-window buckets: the newer one collects, and when it is full the older one
+    is dropped. `value` is the current peak; times are passed in."""
+
+    __slots__ = ("_cur", "_prev", "_until", "half_s", "value")
+
+    def __init__(self, window_s: float) -> None:
+        if window_s <= 0:
+            raise ValueError(f"peak window must be > 0 seconds, got {window_s}")
+        self.half_s = window_s / 2.0
+        self._cur = self._prev = self.value = 0
+        self._until = -math.inf
+
+    def roll(self, now: float) -> bool:
+        """Drop what is older than the window by `now`; True when `value` changed."""
+        if now < self._until:
+            return False
+        # the bucket that just filled becomes the older one, unless it too is stale
+        self._prev = self._cur if now < self._until + self.half_s else 0
+        self._cur = 0
+        self._until = now + self.half_s
+        before, self.value = self.value, self._prev
+        return self.value != before
+
+    def update(self, x: int, now: float) -> bool:
+        """Take a new observation `x` at `now`; True when `value` changed."""
+        changed = self.roll(now)
+        if x > self._cur:
+            self._cur = x
+            if x > self.value:
+                self.value = x
+                return True
+        return changed
 
 
 T = TypeVar("T")

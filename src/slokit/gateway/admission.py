@@ -41,9 +41,11 @@ from slokit.core.admission import (
     QUEUE_FULL,
     REASONS,
     AdmissionPolicy,
+    PeakWindow,
     TierPolicy,
     Waiter,
     WaitQueue,
+    demand_reservation,
 )
 from slokit.core.concurrency import GradientLimiter, LimiterConfig
 from slokit.errors import SlokitError
@@ -78,18 +80,35 @@ class Shed(SlokitError):
 _HOLD_ALPHA = 0.1  # EWMA weight of one permit's hold time
 _RATE_STEP_S = 0.25  # admission rates by tier are refreshed at most this often
 _RATE_TAU_S = 2.0  # and averaged over about this long
+_WHOLE_SHARE = 1 << 30  # `want` of a tier that keeps its whole reserved share
 
 
 class _Upstream:
-    __slots__ = ("by_tier", "hold_s", "in_flight", "limit", "limiter", "name", "up")
+    __slots__ = (
+        "by_tier",
+        "hold_s",
+        "in_flight",
+        "limit",
+        "limiter",
+        "name",
+        "peaks",
+        "up",
+        "want",
+    )
 
-    def __init__(self, name: str, config: LimiterConfig, tiers: int) -> None:
+    def __init__(
+        self, name: str, config: LimiterConfig, tiers: int, peaks: list[PeakWindow | None]
+    ) -> None:
         self.name = name
         self.limiter = GradientLimiter(config)
         self.limit = self.limiter.limit
         self.in_flight = 0
         self.by_tier = [0] * tiers
         self.up = True
+        # per tier: its recent peak need here (tiers that reserve, with a window) and
+        # the slots it wants reserved (`demand_reservation`; no window: all its share)
+        self.peaks = peaks
+        self.want = [_WHOLE_SHARE if p is None else demand_reservation(0) for p in peaks]
         # how long a permit is held, grant to release (an EWMA): the slot turnover time.
         # For streams it is the whole stream, not the TTFT the limiter learns from.
         self.hold_s = 0.0
@@ -170,8 +189,12 @@ class Admission:
         max_queue: int = 1024,
         *,
         yield_share: float = 0.5,
+        reserve_window_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`reserve_window_s` > 0: a tier's reservation follows its need (in flight plus
+        waiting) at its peak over about that many seconds, up to its `reserved_share`
+        (`slokit.core.admission.demand_reservation`); 0: it is always the whole share."""
         if not upstreams:
             raise ValueError("admission: at least one upstream is needed")
         if max_queue < 0:
@@ -179,9 +202,26 @@ class Admission:
         self.policy = AdmissionPolicy(tiers, yield_share)
         self.max_queue = max_queue
         self.clock = clock
+        if reserve_window_s < 0:
+            raise ValueError(f"admission: reserve_window_s must be >= 0, got {reserve_window_s}")
         config = limiter if limiter is not None else LimiterConfig()
         n = len(self.policy.tiers)
-        self._ups = {name: _Upstream(name, config, n) for name in upstreams}
+        # the tiers whose reservation follows their need (their index, else None)
+        self._demand = tuple(
+            i
+            for i, t in enumerate(self.policy.tiers)
+            if reserve_window_s > 0 and t.reserved_share > 0
+        )
+        self._ups = {
+            name: _Upstream(
+                name,
+                config,
+                n,
+                [PeakWindow(reserve_window_s) if i in self._demand else None for i in range(n)],
+            )
+            for name in upstreams
+        }
+        self._follows = [i in self._demand for i in range(n)]
         self._all = tuple(self._ups)
         self._sets: dict[Hashable, tuple[_Upstream, ...]] = {}
         self._queue: WaitQueue[_Pending] = WaitQueue(self.policy)
@@ -217,13 +257,31 @@ class Admission:
             self._admitted[t] += 1
             u.in_flight += 1
             u.by_tier[t] += 1
+            if self._follows[t]:
+                self._need(u, t, self.clock())
             return Permit(self, u, t, key, 0.0)
         return await self._wait(t, key, ups)
 
     def _grant(self, u: _Upstream, t: int, key: tuple[str, ...], queue_ms: float) -> Permit:
         u.in_flight += 1
         u.by_tier[t] += 1
+        if self._follows[t]:
+            self._need(u, t, self.clock())
         return Permit(self, u, t, key, queue_ms)
+
+    def _need(self, u: _Upstream, t: int, now: float) -> None:
+        """Tier `t`'s need on `u` (in flight there plus waiting) may have peaked:
+        update the slots it wants reserved."""
+        peak = u.peaks[t]
+        if peak is not None and peak.update(u.by_tier[t] + self._queue.counts[t], now):
+            u.want[t] = demand_reservation(peak.value)
+
+    def _roll(self, u: _Upstream, now: float) -> None:
+        """Let the peaks of `u` forget what is older than their window."""
+        for t in self._demand:
+            peak = u.peaks[t]
+            if peak is not None and peak.roll(now):
+                u.want[t] = demand_reservation(peak.value)
 
     def _pick(self, t: int, ups: tuple[_Upstream, ...]) -> _Upstream | None:
         """The upstream with the most headroom for tier `t`, healthy ones only unless
@@ -241,7 +299,10 @@ class Admission:
                     limit = u.limit
                     room = limit - u.in_flight
                     for h, share in reserving:
-                        unused = int(share * limit + 1e-9) - u.by_tier[h]
+                        kept = int(share * limit + 1e-9)
+                        if u.want[h] < kept:
+                            kept = u.want[h]
+                        unused = kept - u.by_tier[h]
                         if unused > 0:
                             room -= unused
                     if room > best_room:
@@ -256,7 +317,7 @@ class Admission:
         best: _Upstream | None = None
         best_room = 0
         for u in live:
-            room = headroom(t, u.limit, u.in_flight, u.by_tier)
+            room = headroom(t, u.limit, u.in_flight, u.by_tier, u.want)
             if room > best_room:
                 best, best_room = u, room
         return best
@@ -285,6 +346,8 @@ class Admission:
             u.hold_s = held if u.hold_s == 0.0 else u.hold_s + (held - u.hold_s) * _HOLD_ALPHA
         if not observed and (rtt_s > 0.0 or not ok):
             u.limit = u.limiter.on_sample(rtt_s, started, now, not ok, granted)
+        if self._demand:
+            self._roll(u, now)
         if self._queue.total:
             self._dispatch(u)
 
@@ -313,6 +376,7 @@ class Admission:
             self._rate(ups),
             self._headroom(t, ups),
             self._overtaking(t),
+            self._reach(t, ups),
         )
         if verdict.shed is not None:
             self._shed[(name, verdict.shed)] += 1
@@ -323,7 +387,11 @@ class Admission:
                 self._drop(victim, EVICTED)
         loop = asyncio.get_running_loop()
         pending = _Pending(loop.create_future())
-        w = q.push(t, key, pending, self.clock())
+        now = self.clock()
+        w = q.push(t, key, pending, now)
+        if self._follows[t]:
+            for u in ups:
+                self._need(u, t, now)
         pending.timer = loop.call_later(self.policy.tiers[t].deadline_ms / 1000.0, self._expire, w)
         try:
             result = await pending.fut
@@ -352,7 +420,7 @@ class Admission:
                 return False
             if not u.up and any(x.up for x in ups):
                 return False
-            return headroom(t, u.limit, u.in_flight, u.by_tier) >= 1
+            return headroom(t, u.limit, u.in_flight, u.by_tier, u.want) >= 1
 
         now = -1.0
         while q.total:
@@ -435,7 +503,8 @@ class Admission:
     def _headroom(self, t: int, ups: tuple[_Upstream, ...]) -> int:
         headroom = self.policy.headroom
         return max(
-            headroom(t, u.limit, u.in_flight, u.by_tier) for u in [u for u in ups if u.up] or ups
+            headroom(t, u.limit, u.in_flight, u.by_tier, u.want)
+            for u in [u for u in ups if u.up] or ups
         )
 
     def _retry_after(self, t: int, ups: tuple[_Upstream, ...]) -> float:
@@ -443,8 +512,19 @@ class Admission:
         if rate <= 0:
             return _UNKNOWN_RETRY_S
         return self.policy.predicted_wait_s(
-            t, self._queue.counts, rate, self._headroom(t, ups), self._overtaking(t)
+            t,
+            self._queue.counts,
+            rate,
+            self._headroom(t, ups),
+            self._overtaking(t),
+            self._reach(t, ups),
         )
+
+    def _reach(self, t: int, ups: tuple[_Upstream, ...]) -> float:
+        """Tier `t`'s reachable share now, the least over its live upstreams: the
+        reservations above it count as much as they keep."""
+        share = self.policy.reachable_share
+        return min(share(t, u.limit, u.want) for u in [u for u in ups if u.up] or ups)
 
     # -- control -----------------------------------------------------------------------
 

@@ -134,6 +134,10 @@ class AdmissionV1(v1.Strict):
     # `knee_growth` of the usual step (0 rounds: off, Gradient2's rule)
     knee_rounds: int = Field(default=60, ge=0)
     knee_growth: float = Field(default=0.1, gt=0, le=1)
+    # a tier's `reserved_share` is a ceiling: it keeps what it needed (in flight plus
+    # waiting) at its peak over about this many seconds, plus a margin of the square
+    # root of that, at least one slot (0: always the whole share)
+    reserve_window_s: float = Field(default=30.0, ge=0)
 
 
 class QualityV1(v1.Strict):

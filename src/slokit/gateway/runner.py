@@ -72,6 +72,7 @@ def make_admission(config: GatewayConfig) -> Any:
         limiter,
         max_queue=a.max_queue,
         yield_share=min(yields.values()) if yields else 0.5,
+        reserve_window_s=a.reserve_window_s,
     )
 
 
