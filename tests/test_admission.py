@@ -302,6 +302,43 @@ def test_the_gateway_turns_the_knee_on_and_its_admission_settings_reach_the_limi
     assert (off.knee_rounds, off.knee_growth) == (0, 0.5)
 
 
+def test_the_gateway_reservations_follow_demand_unless_the_window_is_zero() -> None:
+    from slokit.gateway.config import loads_gateway
+    from slokit.gateway.runner import make_admission
+
+    head = 'apiVersion: slokit/v1\nkind: gateway\nupstreams: [{name: a, url: "http://h:1"}]\n'
+    default = make_admission(loads_gateway(head))._ups["a"]
+    assert default.peaks[PLATINUM] is not None and default.peaks[PLATINUM].half_s == 15.0
+    assert default.want == [1, 1 << 30, 1 << 30, 1 << 30]  # only platinum reserves
+    static = make_admission(loads_gateway(head + "admission: {reserve_window_s: 0}\n"))
+    assert static._ups["a"].peaks == [None] * 4
+    from slokit.errors import SpecError
+
+    with pytest.raises(
+        SpecError, match=r"<gateway>:4: admission.reserve_window_s: .* greater than or equal to 0"
+    ):
+        loads_gateway(head + "admission: {reserve_window_s: -1}\n")
+    with pytest.raises(ValueError, match=r"^admission: reserve_window_s must be >= 0, got -1"):
+        Admission(TIERS, ["a"], reserve_window_s=-1)
+
+
+def test_a_waiting_request_counts_in_its_tiers_need() -> None:
+    async def main() -> None:
+        adm = Admission(with_share(0.4), ["a"], fixed(2))
+        held = [await adm.admit("gold") for _ in range(2)]  # platinum quiet: keeps 0 of 0
+        c = Clients(adm)
+        for name in ("p1", "p2", "p3"):
+            c.send("platinum", name)
+        await settle()
+        assert adm._ups["a"].want[PLATINUM] == demand_reservation(3)  # 3 waiting
+        for h in held:
+            h.release(0.0, True)
+        await settle()
+        assert c.log == ["p1", "p2"]
+
+    run(main())
+
+
 def test_an_idle_reset_forgets_the_knee() -> None:
     lim = knee_limiter(knee_rounds=10)
     assert lim.knee > 0
