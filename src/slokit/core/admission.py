@@ -281,26 +281,26 @@ def demand_reservation(peak: int) -> int:
 
 class PeakWindow:
     """The largest value seen over the last `window_s / 2` to `window_s` seconds, in
-    two half-window buckets: the newer one collects, and when it is full the older one
-    is dropped. `value` is the current peak; times are passed in."""
+    two half-window buckets: the newer one collects, and when it is full (at `until`)
+    the older one is dropped. `value` is the current peak; times are passed in."""
 
-    __slots__ = ("_cur", "_prev", "_until", "half_s", "value")
+    __slots__ = ("_cur", "_prev", "half_s", "until", "value")
 
     def __init__(self, window_s: float) -> None:
         if window_s <= 0:
             raise ValueError(f"peak window must be > 0 seconds, got {window_s}")
         self.half_s = window_s / 2.0
         self._cur = self._prev = self.value = 0
-        self._until = -math.inf
+        self.until = -math.inf
 
     def roll(self, now: float) -> bool:
         """Drop what is older than the window by `now`; True when `value` changed."""
-        if now < self._until:
+        if now < self.until:
             return False
         # the bucket that just filled becomes the older one, unless it too is stale
-        self._prev = self._cur if now < self._until + self.half_s else 0
+        self._prev = self._cur if now < self.until + self.half_s else 0
         self._cur = 0
-        self._until = now + self.half_s
+        self.until = now + self.half_s
         before, self.value = self.value, self._prev
         return self.value != before
 

@@ -92,6 +92,7 @@ class _Upstream:
         "limiter",
         "name",
         "peaks",
+        "roll_at",
         "up",
         "want",
     )
@@ -109,6 +110,7 @@ class _Upstream:
         # the slots it wants reserved (`demand_reservation`; no window: all its share)
         self.peaks = peaks
         self.want = [_WHOLE_SHARE if p is None else demand_reservation(0) for p in peaks]
+        self.roll_at = math.inf  # when a peak next forgets something (`PeakWindow.until`)
         # how long a permit is held, grant to release (an EWMA): the slot turnover time.
         # For streams it is the whole stream, not the TTFT the limiter learns from.
         self.hold_s = 0.0
@@ -273,15 +275,23 @@ class Admission:
         """Tier `t`'s need on `u` (in flight there plus waiting) may have peaked:
         update the slots it wants reserved."""
         peak = u.peaks[t]
-        if peak is not None and peak.update(u.by_tier[t] + self._queue.counts[t], now):
-            u.want[t] = demand_reservation(peak.value)
+        if peak is not None:
+            if peak.update(u.by_tier[t] + self._queue.counts[t], now):
+                u.want[t] = demand_reservation(peak.value)
+            if peak.until < u.roll_at:
+                u.roll_at = peak.until
 
     def _roll(self, u: _Upstream, now: float) -> None:
-        """Let the peaks of `u` forget what is older than their window."""
+        """Let the peaks of `u` forget what is older than their window (by `now` >=
+        `u.roll_at`)."""
+        u.roll_at = math.inf
         for t in self._demand:
             peak = u.peaks[t]
-            if peak is not None and peak.roll(now):
-                u.want[t] = demand_reservation(peak.value)
+            if peak is not None:
+                if peak.roll(now):
+                    u.want[t] = demand_reservation(peak.value)
+                if peak.until < u.roll_at:
+                    u.roll_at = peak.until
 
     def _pick(self, t: int, ups: tuple[_Upstream, ...]) -> _Upstream | None:
         """The upstream with the most headroom for tier `t`, healthy ones only unless
@@ -346,7 +356,7 @@ class Admission:
             u.hold_s = held if u.hold_s == 0.0 else u.hold_s + (held - u.hold_s) * _HOLD_ALPHA
         if not observed and (rtt_s > 0.0 or not ok):
             u.limit = u.limiter.on_sample(rtt_s, started, now, not ok, granted)
-        if self._demand:
+        if now >= u.roll_at:
             self._roll(u, now)
         if self._queue.total:
             self._dispatch(u)
