@@ -466,8 +466,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument(
         "--reserve",
         default="",
-        help="reserved shares of capacity by tier, e.g. 'platinum=0.4' (default: the "
-        "default tiers', platinum 0.2)",
+        help="reserved shares of capacity by tier, e.g. 'platinum=0.2' (default: the "
+        "default tiers', platinum 0.4)",
     )
     ap.add_argument("--cpus", default="1", help="pin the load client ('' for none)")
     ap.add_argument(
