@@ -100,6 +100,9 @@ class FakeLLM:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # an aborted transport closes its socket in a callback: let those run before
+        # the caller's loop may close (with no task to wait for, nothing above yields)
+        await asyncio.sleep(0)
         await self._server.wait_closed()
         self._server = None
 

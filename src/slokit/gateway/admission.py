@@ -208,7 +208,8 @@ class Admission:
             raise ValueError(f"admission: reserve_window_s must be >= 0, got {reserve_window_s}")
         config = limiter if limiter is not None else LimiterConfig()
         n = len(self.policy.tiers)
-        # the tiers whose reservation follows their need (their index, else None)
+        # the tiers whose reservation follows their need (indices), and per tier index
+        # whether it does (`_follows`, read on the hot path)
         self._demand = tuple(
             i
             for i, t in enumerate(self.policy.tiers)
