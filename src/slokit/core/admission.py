@@ -188,10 +188,7 @@ class AdmissionPolicy:
         the slots each tier wants reserved (by tier index; None: its whole share)."""
         free = limit - in_flight
         for h, share in self.reserving_above[tier]:
-            kept = int(share * limit + _EPS)
-            if want is not None and want[h] < kept:
-                kept = want[h]
-            unused = kept - by_tier[h]
+            unused = kept_slots(share, limit, None if want is None else want[h]) - by_tier[h]
             if unused > 0:
                 free -= unused
         start = self.cap_start[tier]
@@ -210,7 +207,7 @@ class AdmissionPolicy:
         as much as they keep now."""
         if want is None or limit <= 0:
             return self._reach[tier]
-        kept = sum(min(int(s * limit + _EPS), want[h]) for h, s in self.reserving_above[tier])
+        kept = sum(kept_slots(s, limit, want[h]) for h, s in self.reserving_above[tier])
         reach = 1.0 - kept / limit
         if self.cap_start[tier] is not None and self.yield_share < reach:
             reach = self.yield_share
@@ -268,6 +265,13 @@ class AdmissionPolicy:
             if queued[victim] > 0:
                 return Arrival(None, victim, wait)
         return Arrival(QUEUE_FULL, None, wait)
+
+
+def kept_slots(share: float, limit: int, want: int | None = None) -> int:
+    """The slots a reservation of `share` keeps on a limit of `limit`: whole slots,
+    rounded down, and no more than the tier `want`s (None: the whole share)."""
+    kept = int(share * limit + _EPS)
+    return kept if want is None or want >= kept else want
 
 
 def demand_reservation(peak: int) -> int:

@@ -299,7 +299,8 @@ class Admission:
         none is healthy."""
         pol = self.policy
         if pol.cap_start[t] is None:
-            # `AdmissionPolicy.headroom` without a protection cap, inlined: the hot path
+            # `AdmissionPolicy.headroom` without a protection cap (and `kept_slots`),
+            # inlined: the hot path
             reserving = pol.reserving_above[t]
             best: _Upstream | None = None
             best_room = 0
