@@ -18,6 +18,7 @@ from slokit.events.schema import SCHEMAS
 from slokit.gateway.checks import run_checks, wants_json
 from slokit.gateway.client import UpstreamClient, UpstreamError, UpstreamTimeout
 from slokit.gateway.config import hash_key, loads_gateway
+from slokit.gateway.http import Connection, Handler, Request, head
 from slokit.gateway.proxy import _duration, _estimate_tokens
 from slokit.gateway.sink import EventSink, arrow_stream, checks_table, to_table
 from slokit.gateway.stream import StreamMeter, Usage, read_body
@@ -400,6 +401,14 @@ async def echo_server() -> AsyncIterator[str]:
                 await resp.write(b"data: %d\n\n" % i)
             await resp.write_eof()
             return resp
+        if req.path == "/slowbody":
+            resp = web.StreamResponse()
+            await resp.prepare(req)
+            await resp.write(b"first")
+            await asyncio.sleep(1)
+            await resp.write(b"late")
+            await resp.write_eof()
+            return resp
         if req.path == "/die":
             assert req.transport is not None
             req.transport.abort()
@@ -459,10 +468,112 @@ async def _errors_on(upstream: str) -> None:
     with pytest.raises(UpstreamError) as e:
         await c.request(b"POST", b"/die", [], b"")
     assert e.value.before_first_byte
+    assert not c._busy  # failed requests leave nothing for the deadline sweep to watch
     dead = UpstreamClient("http://127.0.0.1:9", connect_timeout_s=1)
     with pytest.raises(UpstreamError, match="cannot connect"):
         await dead.request(b"POST", b"/", [], b"")
     c.close()
+
+
+def test_client_total_timeout_ends_a_body_that_stalls_after_the_head() -> None:
+    asyncio.run(_total_timeout())
+
+
+async def _total_timeout() -> None:
+    async with echo_server() as upstream:
+        c = UpstreamClient(upstream, first_byte_timeout_s=5, total_timeout_s=0.3)
+        assert c._tick_s == pytest.approx(0.015)  # a twentieth of the shortest timeout
+        t0 = asyncio.get_running_loop().time()
+        r = await c.request(b"POST", b"/slowbody", [], b"")
+        assert r.status == 200  # the head came in time
+        with pytest.raises(UpstreamTimeout) as t:
+            await r.read()
+        waited = asyncio.get_running_loop().time() - t0
+        assert not t.value.before_first_byte  # bytes had arrived: not safe to retry
+        assert 0.3 <= waited < 0.6  # the deadline, late by at most about a tick
+        r.close()
+        assert not c._busy
+        await asyncio.sleep(0.05)
+        assert c._sweeper is None  # nothing in flight: the sweep stops
+        r = await c.request(b"POST", b"/x", [], b"ok")  # and starts again with a request
+        assert c._sweeper is not None and c._busy
+        assert orjson.loads(await r.read())["body"] == "ok"
+        r.release()
+        assert not c._busy
+        c.close()
+        assert c._sweeper is None
+
+
+# -- the server side's connections -------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[int]:
+    live: set[Connection] = set()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: Connection(handler, 1 << 20, live), "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for conn in list(live):
+            conn.abort()
+        await server.wait_closed()
+
+
+def test_connection_answers_pipelined_requests_in_order_and_a_failure_with_500() -> None:
+    asyncio.run(_pipelined())
+
+
+async def _pipelined() -> None:
+    seen: list[bytes] = []
+
+    async def handler(conn: Connection, req: Request) -> None:
+        if req.path == b"/boom":
+            raise RuntimeError("a bug in the handler")
+        await asyncio.sleep(0.05 if req.path == b"/a" else 0)  # the first is the slowest
+        seen.append(req.path)
+        conn.write(head(200, [], len(req.path), req.keep_alive) + req.path)
+
+    async with raw_server(handler) as port:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\nGET /b HTTP/1.1\r\nhost: x\r\n\r\n")
+        got = await asyncio.wait_for(r.readuntil(b"/b"), 5)
+        assert got.index(b"\r\n\r\n/a") < got.index(b"\r\n\r\n/b")
+        assert seen == [b"/a", b"/b"]
+        w.write(b"GET /boom HTTP/1.1\r\nhost: x\r\n\r\nGET /c HTTP/1.1\r\nhost: x\r\n\r\n")
+        rest = await asyncio.wait_for(r.read(), 5)  # to the end: the connection closes
+        assert rest.startswith(b"HTTP/1.1 500 ")
+        assert b"internal gateway error" in rest and b"/c" not in rest
+        w.close()
+        r, w = await asyncio.open_connection("127.0.0.1", port)  # the server goes on
+        w.write(b"GET /d HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert (await asyncio.wait_for(r.readuntil(b"/d"), 5)).startswith(b"HTTP/1.1 200 ")
+        assert seen == [b"/a", b"/b", b"/d"]
+        w.close()
+
+
+def test_connection_cancels_the_request_in_hand_when_the_client_goes() -> None:
+    asyncio.run(_client_goes())
+
+
+async def _client_goes() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def handler(conn: Connection, req: Request) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with raw_server(handler) as port:
+        _r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"GET /wait HTTP/1.1\r\nhost: x\r\n\r\n")
+        await asyncio.wait_for(started.wait(), 5)
+        w.close()
+        await asyncio.wait_for(cancelled.wait(), 5)
 
 
 # -- budget-aware protection ---------------------------------------------------------------

@@ -19,6 +19,7 @@ reached the upstream).
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -53,14 +54,15 @@ class _Conn(asyncio.Protocol):
         "_waiter",
         "closed",
         "complete",
+        "deadline",
         "error",
         "got_bytes",
+        "head_deadline",
         "keep_alive",
         "parser",
         "pool",
         "sink",
         "status",
-        "timer",
         "transport",
     )
 
@@ -68,7 +70,9 @@ class _Conn(asyncio.Protocol):
         self.pool = pool
         self.transport: Any = None
         self.closed = False
-        self.timer: asyncio.TimerHandle | None = None
+        # loop.time() by which the response must be complete / its head in (inf: no
+        # request in flight); `UpstreamClient._sweep` enforces them
+        self.deadline = self.head_deadline = math.inf
         self._reset()
 
     def _reset(self) -> None:
@@ -265,9 +269,7 @@ class Response:
             return
         self._released = True
         c = self._conn
-        if c.timer is not None:
-            c.timer.cancel()
-            c.timer = None
+        c.pool._done(c)
         if c.complete and c.keep_alive and not c.closed and not c._body:
             if c._paused:  # a relay paused reading as the body ended
                 c.transport.resume_reading()
@@ -285,9 +287,7 @@ class Response:
             return
         self._released = True
         c = self._conn
-        if c.timer is not None:
-            c.timer.cancel()
-            c.timer = None
+        c.pool._done(c)
         c.closed = True
         if c.transport is not None:
             c.transport.abort()
@@ -324,6 +324,9 @@ class UpstreamClient:
         self.total_timeout_s = total_timeout_s
         self.max_idle = max_idle
         self._idle: deque[_Conn] = deque()
+        self._busy: set[_Conn] = set()  # connections with a request in flight
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._tick_s = min(max(min(first_byte_timeout_s, total_timeout_s) / 20, 0.005), 0.5)
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
         self.loop = asyncio.get_event_loop()
 
@@ -387,25 +390,52 @@ class UpstreamClient:
 
     async def _send(self, conn: _Conn, head: bytes, body: bytes) -> Response:
         conn._head = self.loop.create_future()
-        conn.timer = self.loop.call_later(self.total_timeout_s, conn.time_out)
-        first = self.loop.call_later(self.first_byte_timeout_s, conn.time_out)
+        now = self.loop.time()
+        conn.head_deadline = now + self.first_byte_timeout_s
+        conn.deadline = now + self.total_timeout_s
+        self._busy.add(conn)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(self._tick_s, self._sweep)
         try:
             conn.transport.write(head + body if len(body) < 65536 else head)
             if len(body) >= 65536:
                 conn.transport.write(body)
             await conn._head
         except BaseException:
-            first.cancel()
-            conn.timer.cancel()
-            conn.timer = None
+            self._done(conn)
             conn.closed = True
             if conn.transport is not None:
                 conn.transport.abort()
             raise
-        first.cancel()
+        conn.head_deadline = math.inf
         return Response(conn)
 
+    def _done(self, conn: _Conn) -> None:
+        """`conn` has no request in flight any more: no deadline to watch."""
+        conn.deadline = conn.head_deadline = math.inf
+        self._busy.discard(conn)
+
+    def _sweep(self) -> None:
+        """Time out the requests past a deadline; runs every `_tick_s` while any request
+        is in flight. One timer for all of them is cheaper than two per request (a
+        `call_later` and its `cancel` measured about 3 us each under uvloop, and the
+        proxy paid both twice a request); the price is that a timeout fires up to one
+        tick late (5% of the shortest timeout, at most 0.5 s)."""
+        self._sweeper = None
+        if not self._busy:
+            return
+        now = self.loop.time()
+        late = [c for c in self._busy if now >= c.deadline or now >= c.head_deadline]
+        for c in late:
+            self._done(c)
+            c.time_out()
+        if self._busy:
+            self._sweeper = self.loop.call_later(self._tick_s, self._sweep)
+
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         while self._idle:
             c = self._idle.pop()
             c.closed = True
