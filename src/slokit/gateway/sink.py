@@ -56,8 +56,9 @@ def to_table(records: list[dict[str, Any]], kind: str) -> pa.Table:
     cols: list[pa.Array] = []
     for f in schema:
         name = f.name
-        if name == "ts":
-            cols.append(pa.array([int(r["ts"] * _US) for r in records], pa.int64()).cast(f.type))
+        if name == "ts":  # through numpy: a third of the time of int() on each
+            secs = np.fromiter([r["ts"] for r in records], np.float64, len(records))
+            cols.append(pa.array((secs * _US).astype(np.int64)).cast(f.type))
         elif pa.types.is_map(f.type):
             cols.append(
                 pa.array([list(r[name].items()) if r.get(name) else None for r in records], f.type)
