@@ -339,6 +339,23 @@ def test_a_waiting_request_counts_in_its_tiers_need() -> None:
     run(main())
 
 
+def test_the_snapshot_shows_the_slots_each_reservation_keeps_now() -> None:
+    async def main() -> None:
+        follows = Admission(with_share(0.4), ["a"], fixed(10))
+        fixed_share = Admission(with_share(0.4), ["a"], fixed(10), reserve_window_s=0)
+        for adm in (follows, fixed_share):
+            assert set(adm.snapshot()["upstreams"]["a"]["reserved"]) == {"platinum"}
+        assert follows.snapshot()["upstreams"]["a"]["reserved"]["platinum"] == 1  # quiet
+        assert fixed_share.snapshot()["upstreams"]["a"]["reserved"]["platinum"] == 4
+        held = [await follows.admit("platinum") for _ in range(3)]
+        # a need of 3 wants 3 + 2 slots; the share caps it at 4 of 10
+        assert follows.snapshot()["upstreams"]["a"]["reserved"]["platinum"] == 4
+        for h in held:
+            h.release(0.0, True)
+
+    run(main())
+
+
 def test_an_idle_reset_forgets_the_knee() -> None:
     lim = knee_limiter(knee_rounds=10)
     assert lim.knee > 0

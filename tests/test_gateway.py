@@ -403,6 +403,7 @@ def test_metrics_exposition(gw: Running) -> None:
         "gen_ai_client_token_usage_bucket",
         "slokit_gateway_admitted_total",
         "slokit_gateway_concurrency_limit",
+        'slokit_gateway_reserved_slots{tier="platinum",upstream=',
         "slokit_gateway_event_loop_lag_seconds",
         'slokit_gateway_requests_total{outcome="ok",tier="platinum"}',
     ):

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,24 @@ def wait_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"{url} not up:\n{log.read_text()}")
 
 
+@contextlib.contextmanager
+def started(command: list[str], log: Path, url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`command` running (output to `log`) until its /healthz at `url` answers 200; on
+    leaving, SIGTERM, and a failure naming the log if it does not stop within 60 s."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_up(url, process, log)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"did not stop on SIGTERM:\n{log.read_text()}")
+
+
 @pytest.mark.parametrize("mode", ["gateway", "gateway --workers 2", "serve --gateway"])
 def test_gateway_events_reach_the_store(tmp_path: Path, mode: str) -> None:
     fast = {"ttft_ms": 5, "itl_ms": 1, "output_tokens": 6, "seed": 2}
@@ -52,11 +71,8 @@ def test_gateway_events_reach_the_store(tmp_path: Path, mode: str) -> None:
                 *cli, "gateway", "--upstream", fake, "--port", str(gw_port), "--db", str(db),
                 "--serve-port", str(serve_port), "--workers", "2" if "workers" in mode else "1",
             ]  # fmt: skip
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            gw = f"http://127.0.0.1:{gw_port}"
-            wait_up(gw, process, log)
+        gw = f"http://127.0.0.1:{gw_port}"
+        with started(command, log, gw) as process:
             wait_up(f"http://127.0.0.1:{serve_port}", process, log)
             client = openai.OpenAI(base_url=gw + "/v1", api_key="anything", max_retries=0)
             for i in range(REQUESTS):
@@ -70,13 +86,6 @@ def test_gateway_events_reach_the_store(tmp_path: Path, mode: str) -> None:
                         model="m", messages=[{"role": "user", "content": "hi"}]
                     )
                     assert r.usage is not None and r.usage.completion_tokens == 6
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                pytest.fail(f"did not stop on SIGTERM:\n{log.read_text()}")
     with DuckDBStore(db, read_only=True) as store:
         rows = store.query(
             "SELECT count(*) AS n, count(*) FILTER (outcome = 'ok') AS ok, "
@@ -128,11 +137,8 @@ def test_cpus_pins_each_worker_and_keeps_the_store_off_them(tmp_path: Path, how:
             "--port", str(gw_port), "--db", str(db), "--serve-port", str(serve_port),
             "--workers", "2", "--cpus", arg,
         ]  # fmt: skip
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            gw = f"http://127.0.0.1:{gw_port}"
-            wait_up(gw, process, log)
+        gw = f"http://127.0.0.1:{gw_port}"
+        with started(command, log, gw) as process:
             workers = [p for p in _children(process.pid) if b"spawn_main" in
                        Path(f"/proc/{p}/cmdline").read_bytes()]  # fmt: skip
             assert len(workers) == 2, log.read_text()
@@ -151,6 +157,3 @@ def test_cpus_pins_each_worker_and_keeps_the_store_off_them(tmp_path: Path, how:
             said = " ".join(log.read_text().split())  # the console wraps long lines
             listed = ",".join(map(str, usable[:2])) if how == "auto" else arg
             assert f"workers on CPU {listed}, store on CPU" in said
-        finally:
-            process.terminate()
-            process.wait(timeout=60)

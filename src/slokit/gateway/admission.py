@@ -46,6 +46,7 @@ from slokit.core.admission import (
     Waiter,
     WaitQueue,
     demand_reservation,
+    kept_slots,
 )
 from slokit.core.concurrency import GradientLimiter, LimiterConfig
 from slokit.errors import SlokitError
@@ -568,9 +569,9 @@ class Admission:
             self._dispatch_all()
 
     def snapshot(self) -> dict[str, Any]:
-        """State for /metrics: per upstream its limit, in-flight count, health and RTT
-        averages; queue length and admitted count by tier; shed count by (tier, reason);
-        protected tiers."""
+        """State for /metrics: per upstream its limit, in-flight count, health, RTT
+        averages and the slots each reserving tier keeps now; queue length and admitted
+        count by tier; shed count by (tier, reason); protected tiers."""
         tiers = self.policy.tiers
         return {
             "upstreams": {
@@ -581,6 +582,11 @@ class Admission:
                     "rtt_short_ms": u.limiter.short_rtt_s * 1000.0,
                     "hold_ms": u.hold_s * 1000.0,
                     "rtt_long_ms": u.limiter.long_rtt_s * 1000.0,
+                    "reserved": {
+                        t.name: kept_slots(t.reserved_share, u.limit, u.want[i])
+                        for i, t in enumerate(tiers)
+                        if t.reserved_share > 0
+                    },
                 }
                 for u in self._ups.values()
             },

@@ -417,10 +417,10 @@ class UpstreamClient:
 
     def _sweep(self) -> None:
         """Time out the requests past a deadline; runs every `_tick_s` while any request
-        is in flight. One timer for all of them is cheaper than two per request (a
-        `call_later` and its `cancel` measured about 3 us each under uvloop, and the
-        proxy paid both twice a request); the price is that a timeout fires up to one
-        tick late (5% of the shortest timeout, at most 0.5 s)."""
+        is in flight. One timer for all of them is cheaper than two of its own for each
+        request (under uvloop a `call_later` and its `cancel` measured about 3 us, so 6
+        us a request); the price is that a timeout fires up to one tick late (5% of the
+        shortest timeout, at most 0.5 s)."""
         self._sweeper = None
         if not self._busy:
             return

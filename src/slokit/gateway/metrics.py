@@ -228,7 +228,15 @@ class _StateCollector(Collector):
             " average round trip (TTFT for streams), and how long a request holds a slot.",
             labels=["upstream", "average"],
         )
+        reserved = GaugeMetricFamily(
+            "slokit_gateway_reserved_slots",
+            "Slots of each upstream's concurrency limit kept for a tier with a reserved"
+            " share: its recent peak need plus a margin, up to its share.",
+            labels=["upstream", "tier"],
+        )
         for name, u in s.get("upstreams", {}).items():
+            for tier, n in u.get("reserved", {}).items():
+                reserved.add_metric([name, tier], n)
             for average, key in _RTT_KEYS:
                 if key in u:
                     rtt.add_metric([name, average], u[key] / 1000.0)
@@ -267,6 +275,7 @@ class _StateCollector(Collector):
             limited,
             queue,
             limit,
+            reserved,
             rtt,
             inflight,
             healthy,
