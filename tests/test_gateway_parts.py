@@ -16,7 +16,7 @@ from aiohttp import web
 from slokit.errors import SpecError
 from slokit.events.schema import SCHEMAS
 from slokit.gateway.checks import run_checks, wants_json
-from slokit.gateway.client import UpstreamClient, UpstreamError, UpstreamTimeout
+from slokit.gateway.client import Response, UpstreamClient, UpstreamError, UpstreamTimeout
 from slokit.gateway.config import hash_key, loads_gateway
 from slokit.gateway.http import Connection, Handler, Request, head
 from slokit.gateway.proxy import _duration, _estimate_tokens
@@ -388,8 +388,14 @@ async def _sink_bulk() -> None:
 
 @contextlib.asynccontextmanager
 async def echo_server() -> AsyncIterator[str]:
+    """`/hits` answers how many requests each path has had."""
+    hits: dict[str, int] = {}
+
     async def echo(req: web.Request) -> web.StreamResponse:
         body = await req.read()
+        if req.path == "/hits":
+            return web.json_response(hits)
+        hits[req.path] = hits.get(req.path, 0) + 1
         if req.path == "/slow":
             await asyncio.sleep(1)
         if req.path == "/gzip":
@@ -473,6 +479,58 @@ async def _errors_on(upstream: str) -> None:
     with pytest.raises(UpstreamError, match="cannot connect"):
         await dead.request(b"POST", b"/", [], b"")
     c.close()
+
+
+async def read_all(r: Response) -> bytes:
+    """The whole body, then the connection back to the pool."""
+    data = await r.read()
+    r.release()
+    return data
+
+
+def test_client_sends_a_request_once_even_on_a_reused_connection() -> None:
+    asyncio.run(_sent_once())
+
+
+async def _sent_once() -> None:
+    async with echo_server() as upstream:
+        c = UpstreamClient(upstream, first_byte_timeout_s=0.2)
+        await read_all(await c.request(b"POST", b"/x", [], b"warm"))
+        assert len(c._idle) == 1
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(UpstreamTimeout):  # on the pooled connection
+            await c.request(b"POST", b"/slow", [], b"")
+        assert loop.time() - t0 < 0.5  # one first-byte timeout, not two
+        await asyncio.sleep(1.1)  # the upstream's handler has finished by now
+        r = await c.request(b"GET", b"/hits", [], b"")
+        assert orjson.loads(await r.read())["/slow"] == 1  # a POST is never replayed
+        r.release()
+        c.close()
+
+
+def test_client_closes_connections_idle_too_long_and_pools_at_most_max_idle() -> None:
+    asyncio.run(_idle_limits())
+
+
+async def _idle_limits() -> None:
+    async with echo_server() as upstream:
+        c = UpstreamClient(upstream, idle_s=0.2, max_idle=1)
+        first = await c.request(b"POST", b"/x", [], b"1")
+        conn = first._conn
+        await read_all(first)
+        again = await c.request(b"POST", b"/x", [], b"2")
+        assert again._conn is conn  # idle for less than idle_s: reused
+        await read_all(again)
+        await asyncio.sleep(0.3)
+        late = await c.request(b"POST", b"/x", [], b"3")
+        assert late._conn is not conn and conn.closed  # idle too long: a new connection
+        await read_all(late)
+        both = [await c.request(b"POST", b"/x", [], b"%d" % i) for i in range(2)]
+        for r in both:
+            await read_all(r)
+        assert len(c._idle) == 1  # the second connection was closed, not pooled
+        c.close()
 
 
 def test_client_total_timeout_ends_a_body_that_stalls_after_the_head() -> None:

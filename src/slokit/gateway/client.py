@@ -11,9 +11,11 @@ What it does and does not do: one request per connection at a time (no pipelinin
 keep-alive reuse, `http://` and `https://`, a connect timeout, a first-byte timeout
 (request sent -> response head) and a total timeout, body bytes passed through as
 received (chunked framing is removed by the parser; content encodings are left alone),
-read back-pressure for slow clients. A reused idle connection that turns out closed
-before any response byte is retried once on a fresh connection (the request never
-reached the upstream).
+read back-pressure for slow clients. A request is sent once: a POST that reached the
+upstream may have started a generation, so a failure is not replayed here (the proxy may
+try another upstream, `retries`). To keep from sending on a connection the upstream is
+closing as idle, a connection idle for `idle_s` (4 s, below the 5 s keep-alive of
+uvicorn-served engines such as vLLM) is closed instead of reused.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ class _Conn(asyncio.Protocol):
         "complete",
         "deadline",
         "error",
-        "got_bytes",
         "head_deadline",
+        "idle_since",
         "keep_alive",
         "parser",
         "pool",
@@ -73,6 +75,7 @@ class _Conn(asyncio.Protocol):
         # loop.time() by which the response must be complete / its head in (inf: no
         # request in flight); `UpstreamClient._sweep` enforces them
         self.deadline = self.head_deadline = math.inf
+        self.idle_since = 0.0  # loop.time() when it went back to the pool
         self._reset()
 
     def _reset(self) -> None:
@@ -86,7 +89,6 @@ class _Conn(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self.complete = False
         self.keep_alive = False
-        self.got_bytes = False
         self.error: BaseException | None = None
         # relay mode (`Response.relay`): body pieces go straight to `sink`, from this
         # protocol's callback, with no buffering and no task switch per piece
@@ -98,7 +100,6 @@ class _Conn(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -269,12 +270,20 @@ class Response:
             return
         self._released = True
         c = self._conn
-        c.pool._done(c)
-        if c.complete and c.keep_alive and not c.closed and not c._body:
+        pool = c.pool
+        pool._done(c)
+        if (
+            c.complete
+            and c.keep_alive
+            and not c.closed
+            and not c._body
+            and (len(pool._idle) < pool.max_idle)
+        ):
             if c._paused:  # a relay paused reading as the body ended
                 c.transport.resume_reading()
             c._reset()
-            c.pool._idle.append(c)
+            c.idle_since = pool.loop.time()
+            pool._idle.append(c)
         else:
             c.closed = True
             if c.transport is not None:
@@ -309,6 +318,7 @@ class UpstreamClient:
         first_byte_timeout_s: float = 120.0,
         total_timeout_s: float = 600.0,
         max_idle: int = 1024,
+        idle_s: float = 4.0,
     ) -> None:
         u = urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -323,6 +333,7 @@ class UpstreamClient:
         self.first_byte_timeout_s = first_byte_timeout_s
         self.total_timeout_s = total_timeout_s
         self.max_idle = max_idle
+        self.idle_s = idle_s
         self._idle: deque[_Conn] = deque()
         self._busy: set[_Conn] = set()  # connections with a request in flight
         self._sweeper: asyncio.TimerHandle | None = None
@@ -351,11 +362,24 @@ class UpstreamClient:
         return conn
 
     def _take(self) -> _Conn | None:
+        """The most recently used idle connection, unless it has been idle `idle_s` or
+        more: then it and all the older ones are closed."""
         while self._idle:
             c = self._idle.pop()
-            if not c.closed:
+            if c.closed:
+                continue
+            if self.loop.time() - c.idle_since < self.idle_s:
                 return c
+            self._idle.append(c)  # the newest is too old: so are the others
+            self._close_idle()
         return None
+
+    def _close_idle(self) -> None:
+        while self._idle:
+            c = self._idle.pop()
+            c.closed = True
+            if c.transport is not None:
+                c.transport.close()
 
     async def request(
         self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
@@ -374,19 +398,8 @@ class UpstreamClient:
                 b"\r\n",
             ]
         )
-        conn = self._take()
-        reused = conn is not None
-        for _attempt in range(2):
-            if conn is None:
-                conn = await self._connect()
-            try:
-                return await self._send(conn, head, body)
-            except UpstreamError as exc:
-                if reused and exc.before_first_byte and not conn.got_bytes:
-                    conn, reused = None, False  # a stale idle connection: once more, fresh
-                    continue
-                raise
-        raise AssertionError("unreachable")
+        conn = self._take() or await self._connect()
+        return await self._send(conn, head, body)
 
     async def _send(self, conn: _Conn, head: bytes, body: bytes) -> Response:
         conn._head = self.loop.create_future()
@@ -436,8 +449,4 @@ class UpstreamClient:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        while self._idle:
-            c = self._idle.pop()
-            c.closed = True
-            if c.transport is not None:
-                c.transport.close()
+        self._close_idle()

@@ -76,6 +76,9 @@ class TimeoutsV1(v1.Strict):
     connect_s: float = Field(default=5.0, gt=0)
     first_byte_s: float = Field(default=120.0, gt=0)  # request sent -> response headers
     total_s: float = Field(default=600.0, gt=0)
+    # a pooled upstream connection idle this long is closed, not reused (below the
+    # upstream's own keep-alive timeout: 5 s for uvicorn-served engines such as vLLM)
+    idle_s: float = Field(default=4.0, gt=0)
 
 
 class KeyV1(v1.Strict):

@@ -170,7 +170,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         t = self.config.timeouts
         self.clients = {
-            u.name: UpstreamClient(u.url, t.connect_s, t.first_byte_s, t.total_s)
+            u.name: UpstreamClient(u.url, t.connect_s, t.first_byte_s, t.total_s, idle_s=t.idle_s)
             for u in self.config.upstreams
         }
         self.session = aiohttp.ClientSession(
