@@ -34,6 +34,7 @@ KEYS = {"sk-plat": ("acme", "platinum"), "sk-bronze": ("globex", "bronze")}
 class Running:
     def __init__(self, url: str, gateway: Gateway, records: dict[str, list[dict[str, Any]]]):
         self.url, self.gateway, self.records = url, gateway, records
+        self.clients: list[openai.OpenAI] = []  # closed when the gateway stops
 
     def wait_events(self, n: int, kind: str = "request", timeout: float = 10) -> list[dict]:
         end = time.monotonic() + timeout
@@ -78,9 +79,12 @@ def running_gateway(config: GatewayConfig) -> Iterator[Running]:
         return gw
 
     gw = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    running = Running(f"http://127.0.0.1:{gw.port}", gw, records)
     try:
-        yield Running(f"http://127.0.0.1:{gw.port}", gw, records)
+        yield running
     finally:
+        for c in running.clients:  # a client left to the collector warns of its sockets
+            c.close()
         asyncio.run_coroutine_threadsafe(gw.stop(), loop).result(20)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
@@ -88,11 +92,17 @@ def running_gateway(config: GatewayConfig) -> Iterator[Running]:
 
 
 def gateway_config(
-    upstreams: list[str], tmp_path: Any, extra: str = "", health: str = "{interval_s: 60}"
+    upstreams: list[str],
+    tmp_path: Any,
+    extra: str = "",
+    health: str = "{interval_s: 60}",
+    models: str = "['*']",
 ) -> GatewayConfig:
     prices = tmp_path / "prices.yaml"
     prices.write_text(PRICES)
-    ups = "\n".join(f"  - {{name: u{i}, url: {u}}}" for i, u in enumerate(upstreams))
+    ups = "\n".join(
+        f"  - {{name: u{i}, url: {u}, models: {models}}}" for i, u in enumerate(upstreams)
+    )
     keys = "\n".join(
         f"  - {{sha256: {hash_key(k)}, tenant: {t}, tier: {tier}}}" for k, (t, tier) in KEYS.items()
     )
@@ -133,13 +143,15 @@ def gw(fake: str, tmp_path_factory: Any) -> Iterator[Running]:
 
 
 def client(gw: Running, key: str = "sk-plat", **kw: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, **kw)
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, **kw)
+    gw.clients.append(c)
+    return c
 
 
 def test_non_streaming_answer_and_event(gw: Running, fake: str) -> None:
-    direct = openai.OpenAI(base_url=fake + "/v1", api_key="x", max_retries=0)
     hdrs = {"x-fake-content": "the exact answer, seven tokens long here"}
-    want = direct.chat.completions.create(model="m-test", messages=MSG, extra_headers=hdrs)
+    with openai.OpenAI(base_url=fake + "/v1", api_key="x", max_retries=0) as direct:
+        want = direct.chat.completions.create(model="m-test", messages=MSG, extra_headers=hdrs)
     got = client(gw).chat.completions.create(model="m-test", messages=MSG, extra_headers=hdrs)
     assert got.choices[0].message.content == want.choices[0].message.content
     assert got.choices[0].message.content == "the exact answer, seven tokens long here"
@@ -315,6 +327,32 @@ def test_client_disconnect_cancels_upstream(gw: Running, fake: str) -> None:
         time.sleep(0.05)
 
 
+def test_a_client_that_leaves_while_queued_is_recorded(fake: str, tmp_path: Any) -> None:
+    one_slot = "admission: {initial_limit: 1, min_limit: 1, max_limit: 1}\n"
+    with running_gateway(gateway_config([fake], tmp_path, one_slot)) as g:
+        holder = threading.Thread(
+            target=lambda: client(g).chat.completions.create(
+                model="m-test", messages=MSG, extra_headers={"x-fake-ttft-ms": "800"}
+            )
+        )
+        holder.start()
+        end = time.monotonic() + 5
+        while g.gateway.snapshot()["upstreams"]["u0"]["in_flight"] < 1:
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        with httpx.Client(timeout=0.2) as c, pytest.raises(httpx.ReadTimeout):
+            c.post(
+                g.url + "/v1/chat/completions",
+                json={"model": "m-test", "messages": MSG},
+                headers={"authorization": "Bearer sk-plat"},
+            )
+        holder.join()
+        ev = g.event(outcome="cancelled")
+        assert ev["http_status"] == 499 and ev["queue_ms"] >= 150  # it waited, then left
+        assert "upstream" not in ev["attributes"]  # it never reached one
+        assert g.event(outcome="ok")["latency_ms"] >= 800
+
+
 def test_errors_in_openai_format_and_serving_goes_on(gw: Running) -> None:
     with pytest.raises(openai.AuthenticationError) as e:
         client(gw, key="sk-unknown").chat.completions.create(model="m-test", messages=MSG)
@@ -363,6 +401,7 @@ def test_retry_on_another_upstream_before_first_byte(
         tmp_path,
         f"admission: {{enabled: {admission}}}\n",
         health="{interval_s: 60, unhealthy_after: 3}",  # still thought healthy: retried
+        models="[m-test, m-other]",  # the model's own upstreams, not only '*' ones
     )
     with running_gateway(cfg) as g:
         for _ in range(4):

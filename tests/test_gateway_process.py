@@ -74,18 +74,20 @@ def test_gateway_events_reach_the_store(tmp_path: Path, mode: str) -> None:
         gw = f"http://127.0.0.1:{gw_port}"
         with started(command, log, gw) as process:
             wait_up(f"http://127.0.0.1:{serve_port}", process, log)
-            client = openai.OpenAI(base_url=gw + "/v1", api_key="anything", max_retries=0)
-            for i in range(REQUESTS):
-                if i % 2:
-                    stream = client.chat.completions.create(
-                        model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-                    )
-                    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-                else:
-                    r = client.chat.completions.create(
-                        model="m", messages=[{"role": "user", "content": "hi"}]
-                    )
-                    assert r.usage is not None and r.usage.completion_tokens == 6
+            with openai.OpenAI(base_url=gw + "/v1", api_key="anything", max_retries=0) as client:
+                for i in range(REQUESTS):
+                    if i % 2:
+                        stream = client.chat.completions.create(
+                            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+                        )
+                        assert "".join(
+                            c.choices[0].delta.content or "" for c in stream if c.choices
+                        )
+                    else:
+                        r = client.chat.completions.create(
+                            model="m", messages=[{"role": "user", "content": "hi"}]
+                        )
+                        assert r.usage is not None and r.usage.completion_tokens == 6
     with DuckDBStore(db, read_only=True) as store:
         rows = store.query(
             "SELECT count(*) AS n, count(*) FILTER (outcome = 'ok') AS ok, "

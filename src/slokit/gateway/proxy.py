@@ -69,11 +69,12 @@ _LAG_ALPHA = 0.2  # and the weight of one probe in its average
 class _Direct:
     """The permit when admission is off: no queue, round-robin over healthy upstreams."""
 
-    __slots__ = ("queue_ms", "tier", "upstream")
+    __slots__ = ("candidates", "queue_ms", "tier", "upstream")
 
-    def __init__(self, upstream: str, tier: str) -> None:
+    def __init__(self, upstream: str, tier: str, candidates: tuple[str, ...]) -> None:
         self.upstream = upstream
         self.tier = tier
+        self.candidates = candidates  # the upstreams serving the request's model
         self.queue_ms = 0.0
 
     def observe(self, rtt_s: float) -> None:
@@ -442,6 +443,13 @@ class Gateway:
         if self.admission is not None:
             try:
                 permit = await self.admission.admit(who.tier, healthy)
+            except asyncio.CancelledError:  # the client went away while queued
+                rec["queue_ms"] = (time.perf_counter() - t_admit) * 1000.0
+                rec["outcome"], rec["http_status"] = "cancelled", 499
+                latency = time.perf_counter() - req.t0
+                rec["latency_ms"] = latency * 1000.0
+                self._record(rec, latency, None, None)
+                raise
             except Shed as shed:
                 rec["queue_ms"] = (time.perf_counter() - t_admit) * 1000.0
                 rec["attributes"]["shed_reason"] = shed.reason
@@ -458,7 +466,7 @@ class Gateway:
                 )
                 return
         else:
-            permit = _Direct(healthy[next(self._rr) % len(healthy)], who.tier)
+            permit = _Direct(healthy[next(self._rr) % len(healthy)], who.tier, candidates)
         rec["queue_ms"] = (time.perf_counter() - t_admit) * 1000.0
 
         hide_usage = False
@@ -646,8 +654,8 @@ class Gateway:
             if other is not None:
                 permit.release(0.0, False)
             return other
-        names = [n for n in self.pool.for_model(None) if n != failed and self.pool.healthy[n]]
-        return _Direct(names[0], permit.tier) if names else None
+        names = [n for n in permit.candidates if n != failed and self.pool.healthy[n]]
+        return _Direct(names[0], permit.tier, permit.candidates) if names else None
 
     def _finish(
         self,
