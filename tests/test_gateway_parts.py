@@ -611,6 +611,61 @@ async def _pipelined() -> None:
         w.close()
 
 
+def test_bytes_that_are_not_a_request_never_land_inside_an_answer() -> None:
+    asyncio.run(_malformed())
+
+
+async def _malformed() -> None:
+    async def handler(conn: Connection, req: Request) -> None:
+        await asyncio.sleep(0.1)
+        conn.write(head(200, [], len(req.path), req.keep_alive) + req.path)
+        if not req.keep_alive:
+            conn.close()
+
+    async with raw_server(handler) as port:
+        for sent in (
+            # garbage while /a is being answered
+            [b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n", b"\x00\x01 not http\r\n\r\n"],
+            # a request after one that asked to close the connection
+            [b"GET /a HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n"],
+        ):
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            for part in sent:
+                w.write(part)
+                await asyncio.sleep(0.02)
+            got = await asyncio.wait_for(r.read(), 5)  # to the end: the connection closes
+            assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"\r\n\r\n/a")
+            assert got.count(b"HTTP/1.1") == 1, got
+            w.close()
+        r, w = await asyncio.open_connection("127.0.0.1", port)  # garbage on an idle one
+        w.write(b"\x00\x01 not http\r\n\r\n")
+        assert (await asyncio.wait_for(r.read(), 5)).startswith(b"HTTP/1.1 400 ")
+        w.close()
+
+
+def test_a_connection_is_busy_from_the_moment_a_request_has_arrived() -> None:
+    asyncio.run(_busy())
+
+
+async def _busy() -> None:
+    # `Gateway.stop` closes the connections that are not busy
+    async def handler(conn: Connection, req: Request) -> None:
+        await asyncio.sleep(0.05)
+
+    class Transport:
+        def close(self) -> None:
+            pass
+
+    conn = Connection(handler, 1 << 20, set())
+    conn.connection_made(Transport())  # type: ignore[arg-type]
+    for path in (b"/first", b"/second"):  # a new task, then the idle task woken
+        conn.data_received(b"GET %s HTTP/1.1\r\nhost: x\r\n\r\n" % path)
+        assert conn.busy  # at once, before the connection's task has run
+        await asyncio.sleep(0.15)
+        assert not conn.busy
+    conn.connection_lost(None)
+
+
 def test_connection_cancels_the_request_in_hand_when_the_client_goes() -> None:
     asyncio.run(_client_goes())
 

@@ -91,6 +91,7 @@ class Connection(asyncio.Protocol):
         "_busy",
         "_drain",
         "_headers",
+        "_last",
         "_loop",
         "_next",
         "_pending",
@@ -115,6 +116,7 @@ class Connection(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None  # `_serve`, from the first request on
         self.closed = False
         self._busy = False  # a request is being handled
+        self._last = False  # close once the requests read so far are answered
         self._pending: deque[Request] = deque()
         self._next: asyncio.Future[Request] | None = None  # `_serve` waits on it when idle
         self._drain: asyncio.Future[None] | None = None
@@ -137,9 +139,20 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.reject(400, b"protocol upgrades are not supported")
+            self._malformed(b"protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
-            self.reject(400, f"malformed HTTP request: {exc}".encode())
+            self._malformed(f"malformed HTTP request: {exc}".encode())
+
+    def _malformed(self, message: bytes) -> None:
+        """Bytes that are not a request: answered 400 and closed, unless an answer is
+        under way (a 400 must not land inside it): then the requests already read are
+        answered and the connection closes after them."""
+        if not self.busy:
+            self.reject(400, message)
+            return
+        self._last = True
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -195,6 +208,7 @@ class Connection(asyncio.Protocol):
         nxt = self._next
         if nxt is not None:
             self._next = None
+            self._busy = True  # from now, not from when `_serve` next runs
             nxt.set_result(req)
         else:
             self._pending.append(req)
@@ -225,10 +239,14 @@ class Connection(asyncio.Protocol):
                 return
             finally:
                 self._busy = False
+            if self._last and not pending:
+                self.close()
+                return
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        """A request has arrived whole and is not answered yet."""
+        return self._busy or bool(self._pending)
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
