@@ -171,6 +171,15 @@ def test_read_body_and_usage_details() -> None:
     assert read_body(body, usage) == ("length", "hi")
     assert (usage.input_tokens, usage.output_tokens, usage.cached_tokens) == (5, 7, 2)
     assert read_body(b"not json", Usage()) == (None, None)
+    odd = Usage()  # values an event cannot hold are left out, not passed on
+    body = orjson.dumps(
+        {
+            "choices": [{"message": {"content": "hi"}, "finish_reason": {"type": "stop"}}],
+            "usage": {"prompt_tokens": True, "completion_tokens": 1 << 60},
+        }
+    )
+    assert read_body(body, odd) == (None, "hi")
+    assert (odd.input_tokens, odd.output_tokens) == (None, None)
 
 
 def test_quality_checks() -> None:
@@ -351,6 +360,31 @@ async def _sink_exact_retry() -> None:
 
 def _record(i: int) -> dict[str, object]:
     return {"event_id": f"e{i}", "ts": 1_700_000_000.0 + i, "service": "llm", "outcome": "ok"}
+
+
+def test_sink_drops_only_the_records_that_cannot_be_stored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asyncio.run(_sink_salvage())
+    assert "dropped 1 of 4 request events" in caplog.text and "event e2:" in caplog.text
+
+
+async def _sink_salvage() -> None:
+    got: list[str] = []
+
+    async def deliver(kind: str, table: pa.Table, key: str) -> None:
+        got.extend(table.column("event_id").to_pylist())
+
+    sink = EventSink(deliver, interval_s=0.01, deliver_interval_s=0.01)
+    sink.start()
+    for i in range(4):
+        rec = _record(i)
+        if i == 2:
+            rec["attributes"] = {"finish_reason": {"type": "stop"}}  # not a string
+        sink.add("request", rec)
+    await sink.close(timeout_s=5)
+    assert got == ["e0", "e1", "e3"]
+    assert sink.dropped["request"] == 1 and sink.delivered["request"] == 3
 
 
 def test_sink_converts_every_round_but_delivers_in_bulk() -> None:

@@ -107,6 +107,25 @@ def arrow_stream(table: pa.Table) -> bytes:
     return bytes(out.getvalue())
 
 
+def _salvage(
+    convert: Callable[..., pa.Table], entries: list[Any], *rest: Any
+) -> tuple[pa.Table | None, int, str]:
+    """`convert` of the entries that convert on their own: (table or None, entries left
+    out, the first one's error with its event id)."""
+    good: list[Any] = []
+    error = ""
+    for e in entries:
+        try:
+            convert([e], *rest)
+        except Exception as exc:
+            if not error:
+                eid = e.get("event_id") if isinstance(e, dict) else e[0]
+                error = f"event {eid}: {type(exc).__name__}: {exc}"
+            continue
+        good.append(e)
+    return (convert(good, *rest) if good else None), len(entries) - len(good), error
+
+
 class EventSink:
     def __init__(
         self,
@@ -216,10 +235,22 @@ class EventSink:
             table = await asyncio.to_thread(convert, *args)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug in the gateway's records: say so, keep going
-            log.exception("could not convert %d %s events; dropped", n, kind)
-            self.dropped[kind] += n
-            return
+        except Exception:  # one bad value (an upstream's odd answer): keep the others
+            table, bad, error = await asyncio.to_thread(_salvage, convert, *args)
+            lost = n - (table.num_rows if table is not None else 0)
+            log.warning(
+                "dropped %d of %d %s events that could not be stored (%d bad entries; the "
+                "first: %s)",
+                lost,
+                n,
+                kind,
+                bad,
+                error,
+            )
+            self.dropped[kind] += lost
+            if table is None:
+                return
+            n = table.num_rows
         self._ready[kind].append(table)
         self._ready_rows[kind] += n
 

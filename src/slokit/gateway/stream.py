@@ -25,16 +25,22 @@ class Usage:
         self.estimated = False
 
     def read(self, usage: Any) -> None:
+        """Token counts from an answer's `usage`; a count that is not a whole number in
+        [0, 2**53) is ignored (an event column holds int64, and no answer is that long)."""
         if not isinstance(usage, dict):
             return
         p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if isinstance(p, int):
+        if _count(p):
             self.input_tokens = p
-        if isinstance(c, int):
+        if _count(c):
             self.output_tokens = c
         details = usage.get("prompt_tokens_details")
-        if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        if isinstance(details, dict) and _count(details.get("cached_tokens")):
             self.cached_tokens = details["cached_tokens"]
+
+
+def _count(v: Any) -> bool:
+    return type(v) is int and 0 <= v < 1 << 53
 
 
 def _is_tool_call(choice: dict[str, Any]) -> bool:
@@ -182,7 +188,7 @@ class StreamMeter:
                 if self.parts is not None:
                     self.parts.append(content)
             fr = choice.get("finish_reason")
-            if fr:
+            if fr and isinstance(fr, str):
                 self.finish_reason = fr
 
     def text(self) -> str | None:
@@ -209,4 +215,5 @@ def read_body(body: bytes, usage: Usage) -> tuple[str | None, str | None]:
         text = c if isinstance(c, str) else ("" if msg.get("tool_calls") else None)
     elif isinstance(first.get("text"), str):
         text = first["text"]
-    return first.get("finish_reason"), text
+    fr = first.get("finish_reason")
+    return (fr if isinstance(fr, str) else None), text
