@@ -294,6 +294,8 @@ def test_mid_stream_disconnect_is_a_broken_stream(gw: Running) -> None:
         )
     ev = gw.event(outcome="error", stream="true")
     assert ev["http_status"] == 502 and ev["ttft_ms"] is not None
+    # the content chunks that came before the break, counted as an estimate
+    assert ev["output_tokens"] == 3 and ev["attributes"]["usage_estimated"] == "true"
 
 
 def test_slow_first_byte_is_still_ok(gw: Running) -> None:
@@ -351,6 +353,37 @@ def test_a_client_that_leaves_while_queued_is_recorded(fake: str, tmp_path: Any)
         assert ev["http_status"] == 499 and ev["queue_ms"] >= 150  # it waited, then left
         assert "upstream" not in ev["attributes"]  # it never reached one
         assert g.event(outcome="ok")["latency_ms"] >= 800
+
+
+def test_a_tenants_rate_limits_override_only_what_they_name(tmp_path: Any) -> None:
+    from slokit.gateway.runner import make_ratelimiter
+
+    limits = "rate_limits: {default: {requests_per_min: 600, tokens_per_min: 200000},\n"
+    limits += "  tenants: {acme: {requests_per_min: 6000}, globex: {tokens_per_min: null}}}\n"
+    rl = make_ratelimiter(gateway_config(["http://127.0.0.1:9"], tmp_path, limits))
+    assert (rl.tenants["acme"].requests_per_min, rl.tenants["acme"].tokens_per_min) == (
+        6000,
+        200000,
+    )
+    assert (rl.tenants["globex"].requests_per_min, rl.tenants["globex"].tokens_per_min) == (
+        600,
+        None,  # named, as no limit
+    )
+
+
+def test_a_refusal_honours_connection_close(gw: Running) -> None:
+    async def ask(request: bytes) -> bytes:
+        host, port = gw.url.removeprefix("http://").split(":")
+        r, w = await asyncio.open_connection(host, int(port))
+        w.write(request)
+        got = await asyncio.wait_for(r.read(), 5)  # to the end: the gateway closes
+        w.close()
+        return got
+
+    got = asyncio.run(
+        ask(b"GET /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    )
+    assert got.startswith(b"HTTP/1.1 405 ") and b"connection: close" in got
 
 
 def test_errors_in_openai_format_and_serving_goes_on(gw: Running) -> None:

@@ -263,7 +263,11 @@ class Gateway:
             self._other(conn, req)
             return
         if req.method != b"POST":
-            conn.write(error_response(405, f"use POST for {req.path.decode()}"))
+            conn.write(
+                error_response(405, f"use POST for {req.path.decode()}", None, None, req.keep_alive)
+            )
+            if not req.keep_alive:
+                conn.close()
             return
         await self._proxy(conn, req, route)
 
@@ -572,10 +576,7 @@ class Gateway:
                     conn.write(chunk(rest))
                 conn.write(LAST_CHUNK)
                 complete = True
-                usage = meter.usage
                 finish, text = meter.finish_reason, meter.text()
-                if usage.output_tokens is None and meter.chunks:
-                    usage.output_tokens, usage.estimated = meter.chunks, True
             else:
                 data = await resp.read()
                 complete = True
@@ -602,6 +603,8 @@ class Gateway:
             else:
                 code = "upstream_timeout" if timeout else "upstream_error"
                 conn.write(error_response(status, str(exc), code, None, req.keep_alive))
+                if not req.keep_alive:
+                    conn.close()
         finally:
             if resp is not None:
                 if complete:
@@ -672,6 +675,10 @@ class Gateway:
         now = time.perf_counter()
         latency = now - req.t0
         rec["latency_ms"] = latency * 1000.0
+        if meter is not None:  # a stream, whole or broken off: what it has counted
+            usage = meter.usage
+            if usage.output_tokens is None and meter.chunks:
+                usage.output_tokens, usage.estimated = meter.chunks, True
         ttft = tpot = None
         if meter is not None and meter.first_token is not None:
             ttft = meter.first_token - req.t0

@@ -82,8 +82,11 @@ def make_ratelimiter(config: GatewayConfig) -> Any:
         return None
     from slokit.core.ratelimit import Limits, RateLimiter
 
+    base = rl.default.model_dump() if rl.default is not None else {}
+
     def limits(v: Any) -> Limits:
-        return Limits(requests_per_min=v.requests_per_min, tokens_per_min=v.tokens_per_min)
+        # a tenant's entry overrides the fields it sets; the others stay the default's
+        return Limits(**{**base, **v.model_dump(exclude_unset=True)})
 
     return RateLimiter(
         default=limits(rl.default) if rl.default is not None else None,
