@@ -386,6 +386,28 @@ def test_a_refusal_honours_connection_close(gw: Running) -> None:
     assert got.startswith(b"HTTP/1.1 405 ") and b"connection: close" in got
 
 
+def test_a_client_that_expects_100_continue_gets_it(gw: Running) -> None:
+    body = orjson.dumps({"model": "m-test", "messages": MSG})
+
+    async def ask() -> tuple[bytes, bytes]:
+        host, port = gw.url.removeprefix("http://").split(":")
+        r, w = await asyncio.open_connection(host, int(port))
+        w.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-plat\r\n"
+            b"content-type: application/json\r\nexpect: 100-continue\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        )
+        interim = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 0.9)  # before the body
+        w.write(body)
+        final = await asyncio.wait_for(r.read(), 5)
+        w.close()
+        return interim, final
+
+    interim, final = asyncio.run(ask())
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert final.startswith(b"HTTP/1.1 200 ") and b'"chat.completion"' in final
+
+
 def test_errors_in_openai_format_and_serving_goes_on(gw: Running) -> None:
     with pytest.raises(openai.AuthenticationError) as e:
         client(gw, key="sk-unknown").chat.completions.create(model="m-test", messages=MSG)
