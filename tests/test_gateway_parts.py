@@ -59,6 +59,17 @@ def test_meter_passes_usage_the_client_asked_for_and_crlf_events() -> None:
     data = (delta("a") + USAGE + b"data: [DONE]\n\n").replace(b"\n", b"\r\n")
     assert m.feed(data, now=0.0) == data
     assert m.usage.output_tokens == 3 and m.text() is None
+    # usage asked for: every chunk carries `"usage":null`, which reaches the client
+    # only when it asked itself
+    chunk = sse({"id": "c", "choices": [{"index": 0, "delta": {"content": "hi"}}], "usage": None})
+    plain = sse({"id": "c", "choices": [{"index": 0, "delta": {"content": "hi"}}]})
+    assert StreamMeter(hide_usage=False, keep_text=False).feed(chunk, now=0.0) == chunk
+    hidden = StreamMeter(hide_usage=True, keep_text=True)
+    assert hidden.feed(chunk, now=0.0) == plain  # the quick way: one whole event
+    assert hidden.feed(chunk[:9], now=0.1) == b""  # the general way: a split event
+    assert hidden.feed(chunk[9:] + chunk, now=0.2) == plain + plain
+    first = b'data: {"usage":null,"choices":[]}\n\n'
+    assert StreamMeter(hide_usage=True, keep_text=False).feed(first) == b'data: {"choices":[]}\n\n'
 
 
 USAGE_OBJ = {"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 6}}

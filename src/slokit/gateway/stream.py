@@ -62,6 +62,15 @@ def _content_of(choice: dict[str, Any]) -> str | None:
     return t if isinstance(t, str) else None
 
 
+def _without_null_usage(data: bytes) -> bytes:
+    """`data` without the `"usage":null` member that every chunk carries once usage is
+    asked for (the gateway asked on the client's behalf: the client did not see it
+    before). Quotes inside JSON strings are escaped, so the pattern is only ever a key."""
+    if b'"usage":null' not in data:
+        return data
+    return data.replace(b',"usage":null', b"").replace(b'"usage":null,', b"")
+
+
 class StreamMeter:
     """Feed it upstream bytes; it returns the bytes to send on and keeps the timings."""
 
@@ -114,7 +123,7 @@ class StreamMeter:
                     pass  # `[DONE]`, or not JSON: the general way
                 else:
                     if obj.__class__ is not dict or self._read(obj, now):
-                        return data
+                        return _without_null_usage(data) if self.hide_usage else data
                     return b""
         buf = self._buf + data if self._buf else data
         if not self._buf and b"\r\n" in data[:512]:
@@ -133,7 +142,8 @@ class StreamMeter:
         self._buf = buf[start:]
         if not out:
             return b""
-        return out[0] if len(out) == 1 else b"".join(out)
+        sent = out[0] if len(out) == 1 else b"".join(out)
+        return _without_null_usage(sent) if self.hide_usage else sent
 
     def rest(self) -> bytes:
         """Whatever the upstream sent after the last complete event (sent on unchanged)."""
