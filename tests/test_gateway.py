@@ -306,11 +306,11 @@ def test_slow_first_byte_is_still_ok(gw: Running) -> None:
         extra_headers={
             "x-fake-fault": "slow_first_byte",
             "x-fake-slow-first-byte-ms": "300",
-            "x-fake-output-tokens": "9",
+            "x-fake-output-tokens": "27",
         },
     )
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    ev = gw.event(output_tokens=9)  # within the first-byte timeout of 1 s: answered
+    ev = gw.event(output_tokens=27)  # within the first-byte timeout of 1 s: answered
     assert ev["outcome"] == "ok" and ev["ttft_ms"] >= 300
 
 
