@@ -346,6 +346,11 @@ class Gateway:
         conn.write(error_response(status, message, code, headers, req.keep_alive))
         if not req.keep_alive:
             conn.close()
+        self._unanswered(rec, req, outcome, status)
+
+    def _unanswered(self, rec: dict[str, Any], req: Request, outcome: str, status: int) -> None:
+        """Record a request that never reached an upstream (refused, or left while
+        queued)."""
         rec["outcome"], rec["http_status"] = outcome, status
         latency = time.perf_counter() - req.t0
         rec["latency_ms"] = latency * 1000.0
@@ -449,10 +454,7 @@ class Gateway:
                 permit = await self.admission.admit(who.tier, healthy)
             except asyncio.CancelledError:  # the client went away while queued
                 rec["queue_ms"] = (time.perf_counter() - t_admit) * 1000.0
-                rec["outcome"], rec["http_status"] = "cancelled", 499
-                latency = time.perf_counter() - req.t0
-                rec["latency_ms"] = latency * 1000.0
-                self._record(rec, latency, None, None)
+                self._unanswered(rec, req, "cancelled", 499)
                 raise
             except Shed as shed:
                 rec["queue_ms"] = (time.perf_counter() - t_admit) * 1000.0
